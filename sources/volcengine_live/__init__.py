@@ -1,1 +1,240 @@
-"""placeholder"""
+"""dlt source for Volcengine Live pull-recording tasks (``ListPullRecordTask``).
+
+>>> import dlt
+>>> from volcengine_live import volcengine_live_source
+>>> pipeline = dlt.pipeline("volcengine_live", destination="duckdb")
+>>> pipeline.run(volcengine_live_source())
+
+Every run reads the account's whole task list (the API has no filter) and writes the
+tasks that are new, recent or still changing; see ``incremental.py`` and the README beside
+this file for the exact rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.sources import DltResource
+
+from . import settings
+from .client import ClientConfig, LiveApiClient, distinct_count
+from .credentials import VolcengineCredentials
+from .errors import (
+    ApiError,
+    ConfigurationError,
+    IncompleteScanError,
+    RetriesExhaustedError,
+    VolcengineLiveError,
+)
+from .incremental import CursorState, WritePlan, to_utc
+from .records import REJECT_COLUMNS, tasks_to_arrow
+
+__all__ = [
+    "ApiError",
+    "ConfigurationError",
+    "IncompleteScanError",
+    "RetriesExhaustedError",
+    "VolcengineCredentials",
+    "VolcengineLiveError",
+    "pull_record_tasks",
+    "volcengine_live_source",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dlt.source(name="volcengine_live", max_table_nesting=0)
+def volcengine_live_source(
+    credentials: VolcengineCredentials = dlt.secrets.value,
+    endpoint: str = settings.DEFAULT_ENDPOINT,
+    region: str = settings.DEFAULT_REGION,
+    page_size: int = settings.DEFAULT_PAGE_SIZE,
+    lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
+    initial_start_time: str | None = None,
+    end_start_time: str | None = None,
+    requests_per_second: float | None = settings.DEFAULT_REQUESTS_PER_SECOND,
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
+    request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT,
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
+    max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+) -> DltResource:
+    """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
+
+    Args:
+        credentials: access key pair (and STS session token); see ``credentials.py``.
+        endpoint: API base URL; https unless on this machine.
+        region: signing region of the account (``cn-north-1``; BytePlus uses its own).
+        page_size: rows per request, 1 to 500.
+        lookback_hours: settled tasks starting within this many hours before the cursor are
+            written again on each run.
+        initial_start_time: ISO 8601; tasks starting earlier are never loaded.
+        end_start_time: ISO 8601, exclusive. Set it (with ``initial_start_time``) to backfill
+            a StartTime range without touching the incremental state.
+        requests_per_second: client-side cap, below the account's 50/s; ``None``: no cap.
+        max_concurrency: pages in flight at once.
+        request_timeout: seconds to wait for one response.
+        max_attempts: tries per page for transient faults.
+        max_rescans: extra full passes when the list changes during a pass.
+    """
+    if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
+        raise ConfigurationError(MISSING_CREDENTIALS)
+    if not 1 <= int(page_size) <= settings.MAX_PAGE_SIZE:
+        raise ConfigurationError(
+            f"page_size {page_size} is out of range: the API takes 1 to "
+            f"{settings.MAX_PAGE_SIZE}. Fix [sources.volcengine_live] page_size."
+        )
+    if lookback_hours < 0:
+        raise ConfigurationError(
+            "lookback_hours must not be negative. Fix [sources.volcengine_live] lookback_hours."
+        )
+    since = _parse_setting("initial_start_time", initial_start_time)
+    until = _parse_setting("end_start_time", end_start_time)
+    if since and until and until <= since:
+        raise ConfigurationError(
+            f"end_start_time {until.isoformat()} is not after initial_start_time "
+            f"{since.isoformat()}: the backfill range is empty."
+        )
+    client = LiveApiClient(
+        credentials.access_key_id,
+        credentials.secret_access_key,
+        credentials.session_token,
+        ClientConfig(
+            endpoint=endpoint,
+            region=region,
+            service=settings.SERVICE,
+            request_timeout=float(request_timeout),
+            max_attempts=max(1, int(max_attempts)),
+            requests_per_second=float(requests_per_second) if requests_per_second else None,
+            max_concurrency=max(1, int(max_concurrency)),
+        ),
+    )
+    return pull_record_tasks(
+        client,
+        page_size=int(page_size),
+        lookback=timedelta(hours=float(lookback_hours)),
+        since=since,
+        until=until,
+        max_rescans=max(0, int(max_rescans)),
+    )
+
+
+MISSING_CREDENTIALS = (
+    "Volcengine credentials are missing. Put them in one of three places: "
+    "(1) .dlt/secrets.toml under [sources.volcengine_live.credentials] as access_key_id and "
+    "secret_access_key; (2) the environment variables "
+    "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID and "
+    "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY; (3) the official SDKs' "
+    "VOLC_ACCESSKEY and VOLC_SECRETKEY."
+)
+
+
+def _parse_setting(name: str, value: str | datetime | None) -> datetime | None:
+    try:
+        return to_utc(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{name} {value!r} is not an ISO 8601 time such as 2024-01-01T00:00:00+08:00. "
+            f"Fix [sources.volcengine_live] {name}."
+        ) from None
+
+
+@dlt.resource(
+    name=settings.TABLE_NAME,
+    primary_key="task_id",
+    write_disposition="merge",
+    columns={
+        "task_id": {"data_type": "text", "nullable": False},
+        "start_time": {"data_type": "timestamp", "timezone": True},
+        "end_time": {"data_type": "timestamp", "timezone": True},
+        "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
+        "data_issues": {"data_type": "text", "nullable": True},
+    },
+)
+def pull_record_tasks(
+    client: LiveApiClient,
+    page_size: int = settings.DEFAULT_PAGE_SIZE,
+    lookback: timedelta = timedelta(hours=settings.DEFAULT_LOOKBACK_HOURS),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+) -> Iterator[Any]:
+    """Pages of tasks as Arrow tables (merged on ``task_id``); records without a TaskId go to
+    ``pull_record_task_rejects`` with the reason."""
+    state = dlt.current.resource_state()
+    plan = WritePlan(
+        previous=CursorState.load(state),
+        lookback=lookback,
+        run_started_at=datetime.now(timezone.utc),
+        since=since,
+        until=until,
+    )
+    metrics = dlt.current.resource_metrics()
+    counts: dict[str, float] = {
+        "rows_read": 0,
+        "rows_written": 0,
+        "flagged": 0,
+        "rejected": 0,
+        "scans": 0,
+    }
+    started = time.monotonic()
+    seen_hashes = None
+    try:
+        for scan_number in range(max_rescans + 1):
+            scan = client.scan(page_size)
+            counts["scans"] += 1
+            for page in scan:
+                converted = tasks_to_arrow(
+                    page.tasks, datetime.fromtimestamp(page.fetched_at, timezone.utc), page.page_num
+                )
+                counts["rows_read"] += len(page.tasks)
+                counts["flagged"] += converted.flagged
+                counts["rejected"] += len(converted.rejects)
+                selected = plan.select(converted.tasks)
+                if selected.num_rows:
+                    counts["rows_written"] += selected.num_rows
+                    yield selected
+                if converted.rejects:
+                    yield dlt.mark.with_hints(
+                        pa.Table.from_pylist(converted.rejects, schema=pa.schema(REJECT_COLUMNS)),
+                        dlt.mark.make_hints(
+                            table_name=settings.REJECTS_TABLE_NAME,
+                            write_disposition="append",
+                            primary_key=(),
+                        ),
+                    )
+            report = scan.report
+            if seen_hashes is None:
+                seen_hashes = report.task_id_hashes
+            else:
+                seen_hashes.extend(report.task_id_hashes)
+            if report.stable:
+                break
+            logger.warning(
+                "The task list changed during pass %d (TotalCount %s, %d distinct tasks read); "
+                "reading it again so that no task is missed",
+                scan_number + 1,
+                sorted(report.total_counts),
+                report.distinct_tasks,
+            )
+        else:
+            promised = report.first_total or 0
+            seen = distinct_count(seen_hashes) if seen_hashes is not None else 0
+            if seen < promised:
+                raise IncompleteScanError(
+                    f"Read {seen} distinct tasks but the API reported {promised} "
+                    f"(TotalCount) after {max_rescans + 1} passes while the list kept "
+                    "changing. Nothing was committed; run again, or raise max_rescans."
+                )
+        # Reached only when the scan is complete: the state advances with the load package.
+        plan.next_state().save(state)
+    finally:
+        counts["elapsed_seconds"] = round(time.monotonic() - started, 3)
+        metrics.update(counts)
+        metrics.update(client.stats.as_dict())
+        client.close()

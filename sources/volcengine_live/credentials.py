@@ -20,17 +20,18 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_SESSION_TOKEN
 class VolcengineCredentials(CredentialsConfiguration):
     """An access key pair, with a session token for temporary (STS) credentials."""
 
-    access_key_id: str = None
-    secret_access_key: TSecretStrValue = None
-    session_token: Optional[TSecretStrValue] = None  # noqa: UP045 (dlt reads this annotation)
+    # Optional so that dlt hands a partial object to the source, which then says in one
+    # message every place the credentials can go (dlt's own error lists config paths only).
+    access_key_id: Optional[str] = None  # noqa: UP045 (dlt reads these annotations at runtime)
+    secret_access_key: Optional[TSecretStrValue] = None  # noqa: UP045
+    session_token: Optional[TSecretStrValue] = None  # noqa: UP045
 
-    def on_partial(self) -> None:
-        """Fall back to the official SDKs' environment variables for what dlt did not find."""
-        self.access_key_id = self.access_key_id or os.environ.get(ENV_ACCESS_KEY)
-        self.secret_access_key = self.secret_access_key or os.environ.get(ENV_SECRET_KEY)
-        self.session_token = self.session_token or os.environ.get(ENV_SESSION_TOKEN) or None
-        if self.access_key_id and self.secret_access_key:
-            self.resolve()
+    def on_resolved(self) -> None:
+        """Fill what dlt did not find from the official SDKs' environment variables."""
+        if not self.access_key_id and not self.secret_access_key:
+            self.access_key_id = os.environ.get(ENV_ACCESS_KEY) or None
+            self.secret_access_key = os.environ.get(ENV_SECRET_KEY) or None
+            self.session_token = self.session_token or os.environ.get(ENV_SESSION_TOKEN) or None
 
     def __repr__(self) -> str:
         return f"VolcengineCredentials(access_key_id={self.access_key_id!r}, secret=***)"

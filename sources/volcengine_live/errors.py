@@ -80,6 +80,8 @@ class ApiError(VolcengineLiveError):
     http_status: int
     code_n: int | None = None
     request_id: str | None = None
+    retry_after: float | None = None
+    """Seconds the server asked the client to wait (``Retry-After``), if it said."""
 
     def __post_init__(self) -> None:
         super().__init__(str(self))

@@ -1,0 +1,156 @@
+"""Which tasks a run writes, and what it remembers for the next run.
+
+The API has no filter and no updated-at field, so every run reads the whole list; what is
+incremental is what gets *written*. A task is written when
+
+* it is new to the window: its StartTime is at or after ``cursor - lookback``;
+* it is open: its status may still change (not started, recording, or a status this
+  source does not know), or its StartTime could not be read;
+* it was open at the last run: its final status must replace the old one, however old
+  its StartTime.
+
+The cursor is the highest StartTime seen that is not in the future, so a task scheduled
+for next year does not hide the tasks created after it with an earlier StartTime.
+
+Why not ``dlt.sources.incremental``: its filter drops every row older than
+``last_value - lag``, which would freeze the status of an old task that is still
+recording, and its ``max`` cursor would follow scheduled tasks into the future. The state
+lives in dlt's resource state all the same, so it is committed with the load package and
+only advances when a run succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .records import TIMESTAMP_TYPE
+from .settings import SETTLED_STATUS_CODES
+
+STATE_CURSOR = "start_time_cursor"
+STATE_OPEN_TASKS = "open_task_ids"
+
+
+def to_utc(value: datetime | str | None) -> datetime | None:
+    """An aware UTC datetime from a datetime or an ISO 8601 string; naive means UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """What the last successful run left: the StartTime cursor and the open tasks."""
+
+    cursor: datetime | None = None
+    open_task_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def load(cls, state: MutableMapping[str, Any]) -> CursorState:
+        return cls(
+            cursor=to_utc(state.get(STATE_CURSOR)),
+            open_task_ids=frozenset(state.get(STATE_OPEN_TASKS) or ()),
+        )
+
+    def save(self, state: MutableMapping[str, Any]) -> None:
+        state[STATE_CURSOR] = self.cursor.isoformat() if self.cursor else None
+        state[STATE_OPEN_TASKS] = sorted(self.open_task_ids)
+
+
+@dataclass
+class WritePlan:
+    """Decides, page by page, which tasks to write, and gathers the next :class:`CursorState`.
+
+    ``since``/``until`` bound StartTime (``until`` exclusive). With ``until`` set the run is
+    a backfill: it writes the range and leaves the state as it was.
+    """
+
+    previous: CursorState
+    lookback: timedelta
+    run_started_at: datetime
+    since: datetime | None = None
+    until: datetime | None = None
+    _max_start: datetime | None = field(default=None, init=False)
+    _open: set[str] = field(default_factory=set, init=False)
+
+    @property
+    def is_backfill(self) -> bool:
+        return self.until is not None
+
+    @property
+    def window_start(self) -> datetime | None:
+        """Settled tasks starting before this are not written again (None: write all)."""
+        if self.is_backfill or self.previous.cursor is None:
+            return self.since
+        start = self.previous.cursor - self.lookback
+        return max(start, self.since) if self.since else start
+
+    def select(self, tasks: pa.Table) -> pa.Table:
+        """The rows of one page to write; also remembers what the next state needs."""
+        if tasks.num_rows == 0:
+            return tasks
+        starts = tasks.column("start_time")
+        self._observe(tasks, starts)
+        mask = self._within_bounds(starts)
+        if not self.is_backfill and self.previous.cursor is not None:
+            assert self.window_start is not None
+            in_window = pc.greater_equal(starts, _scalar(self.window_start))
+            must_write = pc.or_kleene(in_window, self._open_mask(tasks))
+            if self.previous.open_task_ids:
+                was_open = pc.is_in(
+                    tasks.column("task_id"),
+                    value_set=pa.array(sorted(self.previous.open_task_ids), pa.string()),
+                )
+                must_write = pc.or_kleene(must_write, was_open)
+            mask = pc.and_kleene(mask, pc.fill_null(must_write, True))
+        return tasks.filter(pc.fill_null(mask, True))
+
+    def _within_bounds(self, starts: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+        mask: Any = pa.array([True] * len(starts))
+        if self.since is not None:
+            mask = pc.and_kleene(mask, pc.greater_equal(starts, _scalar(self.since)))
+        if self.until is not None:
+            mask = pc.and_kleene(mask, pc.less(starts, _scalar(self.until)))
+        if self.since is not None or self.until is not None:
+            # A task whose StartTime is unknown cannot be placed in a range: a backfill skips
+            # it, a regular run writes it (it counts as open, see _open_mask).
+            mask = pc.fill_null(mask, not self.is_backfill)
+        return mask
+
+    @staticmethod
+    def _open_mask(tasks: pa.Table) -> Any:
+        settled = pc.is_in(
+            tasks.column("status_code"), value_set=pa.array(sorted(SETTLED_STATUS_CODES))
+        )
+        return pc.or_(pc.invert(settled), pc.is_null(tasks.column("start_time")))
+
+    def _observe(self, tasks: pa.Table, starts: pa.ChunkedArray) -> None:
+        not_future = pc.filter(starts, pc.less_equal(starts, _scalar(self.run_started_at)))
+        latest = pc.max(not_future).as_py() if len(not_future) else None
+        if latest is not None and (self._max_start is None or latest > self._max_start):
+            self._max_start = latest
+        open_ids = pc.filter(tasks.column("task_id"), self._open_mask(tasks))
+        self._open.update(open_ids.to_pylist())
+
+    def next_state(self) -> CursorState:
+        """The state to keep after a complete scan (the old one for a backfill)."""
+        if self.is_backfill:
+            return self.previous
+        candidates = [c for c in (self.previous.cursor, self._max_start) if c is not None]
+        return CursorState(
+            cursor=max(candidates) if candidates else None,
+            open_task_ids=frozenset(self._open),
+        )
+
+
+def _scalar(moment: datetime) -> pa.Scalar:
+    return pa.scalar(moment, TIMESTAMP_TYPE)

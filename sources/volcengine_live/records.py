@@ -1,0 +1,226 @@
+"""Turning one page of API tasks into an Arrow table, keeping every record.
+
+A task with a TaskId is always kept. Problems in its other fields (an unparseable or missing
+time, EndTime before StartTime, a missing field) are written to its ``data_issues`` column,
+so they can be counted and queried. A record without a usable TaskId cannot be merged; it
+is set aside as a reject, with the reason and the raw record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .settings import STATUS_CODES, UNKNOWN_STATUS_CODE
+
+logger = logging.getLogger(__name__)
+
+KNOWN_FIELDS = ("TaskId", "StartTime", "EndTime", "Vhost", "Domain", "App", "Stream", "Status")
+_TEXT_FIELDS = ("Vhost", "Domain", "App", "Stream", "Status")
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+REJECT_COLUMNS: dict[str, pa.DataType] = {
+    "reason": pa.string(),
+    "raw_record": pa.string(),
+    "page_num": pa.int64(),
+    "seen_at": TIMESTAMP_TYPE,
+}
+
+_warned_statuses: set[str] = set()
+
+
+def status_code(status: Any) -> str:
+    """English code of an API status; ``unknown`` (with one warning per value) for new ones."""
+    code = STATUS_CODES.get(status) if isinstance(status, str) else None
+    if code is not None:
+        return code
+    if str(status) not in _warned_statuses:
+        _warned_statuses.add(str(status))
+        logger.warning(
+            "Unknown task Status %r: kept as-is with status_code 'unknown' and re-read on "
+            "every run until it is one of %s",
+            status,
+            ", ".join(STATUS_CODES),
+        )
+    return UNKNOWN_STATUS_CODE
+
+
+def snake_case(name: str) -> str:
+    """``StartTime`` -> ``start_time``, for fields the API adds later."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "field"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as an aware UTC datetime; ``None`` when it is not one.
+
+    Both ``2023-06-30T15:04:05+08:00`` and ``2023-06-30T15:04:05Z`` are accepted; a time
+    without an offset is refused rather than guessed.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(timezone.utc)
+
+
+def _time_column(values: Sequence[Any]) -> tuple[pa.Array, list[datetime | None] | None]:
+    """Arrow timestamps for ``values``; the Python values too when some had to be parsed
+    one by one (the fast vectorised cast refuses the whole page on one bad value)."""
+    if all(isinstance(v, str) for v in values):
+        try:
+            return pa.array(values, pa.string()).cast(TIMESTAMP_TYPE), None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    parsed = [parse_time(v) for v in values]
+    return pa.array(parsed, TIMESTAMP_TYPE), parsed
+
+
+def _row_issues(task: dict[str, Any], start: datetime | None, end: datetime | None) -> str:
+    issues = []
+    for name, parsed in (("StartTime", start), ("EndTime", end)):
+        raw = task.get(name)
+        if raw is None or raw == "":
+            issues.append(f"{name} missing")
+        elif parsed is None:
+            issues.append(f"{name} unparseable: {str(raw)[:64]!r}")
+    if start is not None and end is not None and end < start:
+        issues.append("EndTime before StartTime")
+    for name in _TEXT_FIELDS:
+        value = task.get(name)
+        if value is None or value == "":
+            issues.append(f"{name} missing")
+        elif not isinstance(value, str):
+            issues.append(f"{name} not a string")
+    status = task.get("Status")
+    if isinstance(status, str) and status and status not in STATUS_CODES:
+        issues.append(f"Status unknown: {status[:32]!r}")
+    return "; ".join(issues)
+
+
+def _suspect_rows(columns: dict[str, pa.Array]) -> list[int]:
+    """Rows that may have an issue, found with vectorised checks so clean pages cost little."""
+    suspect = pc.or_(pc.is_null(columns["start_time"]), pc.is_null(columns["end_time"]))
+    suspect = pc.or_(
+        suspect, pc.fill_null(pc.less(columns["end_time"], columns["start_time"]), False)
+    )
+    suspect = pc.or_(suspect, pc.equal(columns["status_code"], UNKNOWN_STATUS_CODE))
+    for name in _TEXT_FIELDS:
+        column = columns[name.lower()]
+        suspect = pc.or_(suspect, pc.fill_null(pc.equal(column, ""), True))
+    return [int(i) for i in pc.indices_nonzero(suspect).to_pylist()]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _text_column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_text(v) for v in values], pa.string())
+
+
+def _as_datetime(value: pa.Scalar) -> datetime | None:
+    result = value.as_py()
+    return result if isinstance(result, datetime) else None
+
+
+def _extra_column(values: list[Any]) -> pa.Array:
+    """A column for a field the API added: its own type when Arrow can infer one, else text."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_text(v) for v in values], pa.string())
+    if pa.types.is_null(array.type) or pa.types.is_nested(array.type):
+        return pa.array([_text(v) for v in values], pa.string())
+    return array
+
+
+@dataclass
+class ConvertedPage:
+    """One page as Arrow: the tasks, the rejects, and counts for the run summary."""
+
+    tasks: pa.Table
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    flagged: int = 0
+
+
+def tasks_to_arrow(raw_tasks: Sequence[Any], seen_at: datetime, page_num: int) -> ConvertedPage:
+    """Convert one page of API records, keeping every record as a task or a reject."""
+    tasks: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for record in raw_tasks:
+        reason = _reject_reason(record)
+        if reason is None:
+            tasks.append(record)
+        else:
+            rejects.append(
+                {
+                    "reason": reason,
+                    "raw_record": json.dumps(record, ensure_ascii=False, default=str)[:10_000],
+                    "page_num": page_num,
+                    "seen_at": seen_at,
+                }
+            )
+
+    starts, parsed_starts = _time_column([t.get("StartTime") for t in tasks])
+    ends, parsed_ends = _time_column([t.get("EndTime") for t in tasks])
+    columns: dict[str, pa.Array] = {
+        "task_id": pa.array([t["TaskId"] for t in tasks], pa.string()),
+        "start_time": starts,
+        "end_time": ends,
+    }
+    for name in _TEXT_FIELDS:
+        columns[name.lower()] = _text_column([t.get(name) for t in tasks])
+    columns["status_code"] = pa.array([status_code(t.get("Status")) for t in tasks], pa.string())
+
+    issues: list[str | None] = [None] * len(tasks)
+    for row in _suspect_rows(columns):
+        start = parsed_starts[row] if parsed_starts else _as_datetime(starts[row])
+        end = parsed_ends[row] if parsed_ends else _as_datetime(ends[row])
+        issues[row] = _row_issues(tasks[row], start, end) or None
+    flagged = sum(issue is not None for issue in issues)
+    columns["data_issues"] = pa.array(issues, pa.string())
+    columns["seen_at"] = pa.array([seen_at] * len(tasks), TIMESTAMP_TYPE)
+
+    extra_names = sorted({key for t in tasks for key in t} - set(KNOWN_FIELDS))
+    for name in extra_names:
+        column = snake_case(name)
+        while column in columns:
+            column += "_"
+        columns[column] = _extra_column([t.get(name) for t in tasks])
+    # task_id is the merge key and never null here; saying so in the Arrow schema keeps it
+    # in line with the resource's column hints.
+    fields = [
+        pa.field(name, array.type, nullable=name != "task_id") for name, array in columns.items()
+    ]
+    table = pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
+    return ConvertedPage(tasks=table, rejects=rejects, flagged=flagged)
+
+
+def _reject_reason(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"record is a {type(record).__name__}, not an object"
+    task_id = record.get("TaskId")
+    if task_id is None or task_id == "":
+        return "TaskId missing"
+    if not isinstance(task_id, str):
+        return f"TaskId is a {type(task_id).__name__}, not a string"
+    return None
