@@ -11,6 +11,7 @@ import requests
 from volcengine.auth.SignerV4 import SignerV4
 from volcengine.auth.SignParam import SignParam
 from volcengine.Credentials import Credentials
+
 from volcengine_live.signing import VolcengineSigner, canonical_host, sign
 
 AK = "AKLTexampleAccessKeyId"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 from dlt.sources import DltResource
 
 from . import settings
-from .client import ClientConfig, LiveApiClient, distinct_count
+from .client import ClientConfig, LiveApiClient, ScanReport, distinct_count
 from .credentials import VolcengineCredentials
 from .errors import (
     ApiError,
@@ -175,62 +176,52 @@ def pull_record_tasks(
         until=until,
     )
     metrics = dlt.current.resource_metrics()
-    counts: dict[str, float] = {
-        "rows_read": 0,
-        "rows_written": 0,
-        "flagged": 0,
-        "rejected": 0,
-        "scans": 0,
-    }
+    counts: dict[str, float] = dict.fromkeys(
+        ("rows_read", "rows_written", "flagged", "rejected", "scans", "late_days"), 0
+    )
     started = time.monotonic()
-    seen_hashes = None
+
+    def pages(select: Callable[[pa.Table], pa.Table]) -> Iterator[Any]:
+        """One pass over the list: the selected tasks and every reject, page by page."""
+        scan = client.scan(page_size)
+        counts["scans"] += 1
+        for page in scan:
+            seen_at = datetime.fromtimestamp(page.fetched_at, timezone.utc)
+            converted = tasks_to_arrow(page.tasks, seen_at, page.page_num)
+            counts["rows_read"] += len(page.tasks)
+            counts["flagged"] += converted.flagged
+            counts["rejected"] += len(converted.rejects)
+            selected = select(converted.tasks)
+            if selected.num_rows:
+                counts["rows_written"] += selected.num_rows
+                yield selected
+            if converted.rejects:
+                yield _rejects_item(converted.rejects)
+        reports.append(scan.report)
+
+    reports: list[ScanReport] = []
     try:
-        for scan_number in range(max_rescans + 1):
-            scan = client.scan(page_size)
-            counts["scans"] += 1
-            for page in scan:
-                converted = tasks_to_arrow(
-                    page.tasks, datetime.fromtimestamp(page.fetched_at, timezone.utc), page.page_num
-                )
-                counts["rows_read"] += len(page.tasks)
-                counts["flagged"] += converted.flagged
-                counts["rejected"] += len(converted.rejects)
-                selected = plan.select(converted.tasks)
-                if selected.num_rows:
-                    counts["rows_written"] += selected.num_rows
-                    yield selected
-                if converted.rejects:
-                    yield dlt.mark.with_hints(
-                        pa.Table.from_pylist(converted.rejects, schema=pa.schema(REJECT_COLUMNS)),
-                        dlt.mark.make_hints(
-                            table_name=settings.REJECTS_TABLE_NAME,
-                            write_disposition="append",
-                            primary_key=(),
-                        ),
-                    )
-            report = scan.report
-            if seen_hashes is None:
-                seen_hashes = report.task_id_hashes
-            else:
-                seen_hashes.extend(report.task_id_hashes)
-            if report.stable:
+        for _ in range(max_rescans + 1):
+            yield from pages(plan.select)
+            if reports[-1].stable:
                 break
             logger.warning(
-                "The task list changed during pass %d (TotalCount %s, %d distinct tasks read); "
+                "The task list changed during a pass (TotalCount %s, %d distinct tasks read); "
                 "reading it again so that no task is missed",
-                scan_number + 1,
-                sorted(report.total_counts),
-                report.distinct_tasks,
+                sorted(reports[-1].total_counts),
+                reports[-1].distinct_tasks,
             )
         else:
-            promised = report.first_total or 0
-            seen = distinct_count(seen_hashes) if seen_hashes is not None else 0
-            if seen < promised:
-                raise IncompleteScanError(
-                    f"Read {seen} distinct tasks but the API reported {promised} "
-                    f"(TotalCount) after {max_rescans + 1} passes while the list kept "
-                    "changing. Nothing was committed; run again, or raise max_rescans."
-                )
+            _check_union_complete(reports, max_rescans)
+        late_days = plan.changed_days()
+        if late_days:
+            counts["late_days"] = len(late_days)
+            logger.warning(
+                "%d day(s) before the lookback window changed since the last run (a task "
+                "created late with an old StartTime, or changed or deleted); re-reading them",
+                len(late_days),
+            )
+            yield from pages(lambda tasks: plan.select_days(tasks, late_days))
         # Reached only when the scan is complete: the state advances with the load package.
         plan.next_state().save(state)
     finally:
@@ -238,3 +229,31 @@ def pull_record_tasks(
         metrics.update(counts)
         metrics.update(client.stats.as_dict())
         client.close()
+
+
+def _rejects_item(rejects: list[dict[str, Any]]) -> Any:
+    """Records set aside, with the reason, one row per distinct record (merged on its hash)."""
+    return dlt.mark.with_hints(
+        pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS)),
+        dlt.mark.make_hints(
+            table_name=settings.REJECTS_TABLE_NAME,
+            write_disposition="merge",
+            primary_key="reject_id",
+        ),
+    )
+
+
+def _check_union_complete(reports: list[ScanReport], max_rescans: int) -> None:
+    """After passes that all saw the list move: accept only if together they read at least
+    every task the last pass was promised at its start."""
+    seen = array("q")
+    for report in reports:
+        seen.extend(report.task_id_hashes)
+    promised = reports[-1].first_total or 0
+    found = distinct_count(seen)
+    if found < promised:
+        raise IncompleteScanError(
+            f"Read {found} distinct tasks but the API reported {promised} (TotalCount) after "
+            f"{max_rescans + 1} passes while the list kept changing. Nothing was committed; "
+            "run again, or raise max_rescans under [sources.volcengine_live]."
+        )

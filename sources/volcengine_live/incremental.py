@@ -10,7 +10,15 @@ incremental is what gets *written*. A task is written when
   its StartTime.
 
 The cursor is the highest StartTime seen that is not in the future, so a task scheduled
-for next year does not hide the tasks created after it with an earlier StartTime.
+for next year does not hide the tasks created after it with an earlier StartTime. The
+window starts at midnight (UTC) of ``cursor - lookback``, so every day is either wholly
+written or wholly checked:
+
+* a safety net covers the days below the window. For each day the state keeps a
+  fingerprint (count and CRC-32 XOR of TaskId, Status, StartTime, EndTime) of its settled
+  tasks. A day whose settled tasks no longer match it (a task created late with an old
+  StartTime, a settled task that changed or was deleted) is read and written again in a
+  second pass, so a back-dated task is not hidden behind the cursor.
 
 Why not ``dlt.sources.incremental``: its filter drops every row older than
 ``last_value - lag``, which would freeze the status of an old task that is still
@@ -21,6 +29,7 @@ only advances when a run succeeds.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -34,6 +43,12 @@ from .settings import SETTLED_STATUS_CODES
 
 STATE_CURSOR = "start_time_cursor"
 STATE_OPEN_TASKS = "open_task_ids"
+STATE_SETTLED_DAYS = "settled_day_fingerprints"
+DAY_US = 86_400_000_000
+"""Microseconds in a day: fingerprints are kept per UTC day of StartTime."""
+
+Fingerprint = tuple[int, int]
+"""(number of tasks, XOR of their CRC-32s)."""
 
 
 def to_utc(value: datetime | str | None) -> datetime | None:
@@ -53,17 +68,29 @@ class CursorState:
 
     cursor: datetime | None = None
     open_task_ids: frozenset[str] = frozenset()
+    settled_days: dict[int, Fingerprint] | None = None
+    """Fingerprint of the settled tasks of each UTC day (days since 1970-01-01)."""
 
     @classmethod
     def load(cls, state: MutableMapping[str, Any]) -> CursorState:
+        days = state.get(STATE_SETTLED_DAYS)
         return cls(
             cursor=to_utc(state.get(STATE_CURSOR)),
             open_task_ids=frozenset(state.get(STATE_OPEN_TASKS) or ()),
+            settled_days=(
+                {int(day): (int(fp[0]), int(fp[1])) for day, fp in days.items()}
+                if isinstance(days, dict)
+                else None
+            ),
         )
 
     def save(self, state: MutableMapping[str, Any]) -> None:
         state[STATE_CURSOR] = self.cursor.isoformat() if self.cursor else None
         state[STATE_OPEN_TASKS] = sorted(self.open_task_ids)
+        if self.settled_days is not None:
+            state[STATE_SETTLED_DAYS] = {
+                str(day): list(fp) for day, fp in sorted(self.settled_days.items())
+            }
 
 
 @dataclass
@@ -81,6 +108,9 @@ class WritePlan:
     until: datetime | None = None
     _max_start: datetime | None = field(default=None, init=False)
     _open: set[str] = field(default_factory=set, init=False)
+    _settled_now: dict[int, list[int]] = field(default_factory=dict, init=False)
+    _settled_before: dict[int, list[int]] = field(default_factory=dict, init=False)
+    """Fingerprints of settled tasks that were settled at the last run too."""
 
     @property
     def is_backfill(self) -> bool:
@@ -91,7 +121,7 @@ class WritePlan:
         """Settled tasks starting before this are not written again (None: write all)."""
         if self.is_backfill or self.previous.cursor is None:
             return self.since
-        start = self.previous.cursor - self.lookback
+        start = _midnight(self.previous.cursor - self.lookback)
         return max(start, self.since) if self.since else start
 
     def select(self, tasks: pa.Table) -> pa.Table:
@@ -138,8 +168,51 @@ class WritePlan:
         latest = pc.max(not_future).as_py() if len(not_future) else None
         if latest is not None and (self._max_start is None or latest > self._max_start):
             self._max_start = latest
-        open_ids = pc.filter(tasks.column("task_id"), self._open_mask(tasks))
-        self._open.update(open_ids.to_pylist())
+        open_mask = self._open_mask(tasks)
+        self._open.update(pc.filter(tasks.column("task_id"), open_mask).to_pylist())
+        self._fingerprint(tasks.filter(pc.invert(open_mask)))
+
+    def _fingerprint(self, settled: pa.Table) -> None:
+        was_open = self.previous.open_task_ids
+        starts = settled.column("start_time").cast(pa.int64()).to_pylist()
+        ends = settled.column("end_time").cast(pa.int64()).to_pylist()
+        ids = settled.column("task_id").to_pylist()
+        statuses = settled.column("status").to_pylist()
+        for task_id, status, start, end in zip(ids, statuses, starts, ends, strict=True):
+            day = start // DAY_US
+            crc = zlib.crc32(f"{task_id}\x1f{status}\x1f{start}\x1f{end}".encode())
+            now = self._settled_now.setdefault(day, [0, 0])
+            now[0] += 1
+            now[1] ^= crc
+            if task_id not in was_open:
+                before = self._settled_before.setdefault(day, [0, 0])
+                before[0] += 1
+                before[1] ^= crc
+
+    def changed_days(self) -> set[int]:
+        """Days below the window whose settled tasks differ from the last run's: they hold a
+        task that was created late, changed or deleted, and must be written again."""
+        known = self.previous.settled_days
+        window_start = self.window_start
+        if self.is_backfill or known is None or window_start is None:
+            return set()
+        first_written_day = int(window_start.timestamp() * 1_000_000) // DAY_US
+        days = set(known) | set(self._settled_before)
+        return {
+            day
+            for day in days
+            if day < first_written_day
+            and tuple(self._settled_before.get(day, (0, 0))) != tuple(known.get(day, (0, 0)))
+        }
+
+    def select_days(self, tasks: pa.Table, days: set[int]) -> pa.Table:
+        """The rows of ``tasks`` that start on one of ``days`` (and lie within since/until)."""
+        if tasks.num_rows == 0 or not days:
+            return tasks.slice(0, 0)
+        starts = tasks.column("start_time")
+        day_of = pc.divide(starts.cast(pa.int64()), DAY_US)
+        mask = pc.and_kleene(self._within_bounds(starts), pc.is_in(day_of, pa.array(sorted(days))))
+        return tasks.filter(pc.fill_null(mask, False))
 
     def next_state(self) -> CursorState:
         """The state to keep after a complete scan (the old one for a backfill)."""
@@ -149,7 +222,12 @@ class WritePlan:
         return CursorState(
             cursor=max(candidates) if candidates else None,
             open_task_ids=frozenset(self._open),
+            settled_days={day: (fp[0], fp[1]) for day, fp in self._settled_now.items()},
         )
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _scalar(moment: datetime) -> pa.Scalar:

@@ -8,6 +8,7 @@ is set aside as a reject, with the reason and the raw record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ _TEXT_FIELDS = ("Vhost", "Domain", "App", "Stream", "Status")
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 REJECT_COLUMNS: dict[str, pa.DataType] = {
+    "reject_id": pa.string(),
     "reason": pa.string(),
     "raw_record": pa.string(),
     "page_num": pa.int64(),
@@ -171,10 +173,13 @@ def tasks_to_arrow(raw_tasks: Sequence[Any], seen_at: datetime, page_num: int) -
         if reason is None:
             tasks.append(record)
         else:
+            raw = json.dumps(record, ensure_ascii=False, default=str, sort_keys=True)
             rejects.append(
                 {
+                    # The same bad record is read on every run: one row per distinct record.
+                    "reject_id": hashlib.blake2b(raw.encode(), digest_size=16).hexdigest(),
                     "reason": reason,
-                    "raw_record": json.dumps(record, ensure_ascii=False, default=str)[:10_000],
+                    "raw_record": raw[:10_000],
                     "page_num": page_num,
                     "seen_at": seen_at,
                 }
