@@ -1,0 +1,49 @@
+-- recorded_hours_by_app.sql: which apps record the most?
+--
+-- One row per (domain, app), most hours first: `recorded_hours` is the total recording time of
+-- its tasks, `tasks` how many of its tasks recorded, `pct` its share of all recorded hours.
+-- An app is a path segment inside a domain (domain/app/stream), so the same app name under
+-- two domains is two rows; sum over domain for totals by app name alone.
+--
+-- What counts as recorded (the same in every recorded_* and concurrency_* file): each task
+-- except not_started ones (unknown statuses included), from StartTime to EndTime, clipped at
+-- now for tasks still recording (and for any EndTime still ahead). Left out: tasks with no
+-- start, an end not after the start, or no end unless they are recording (data_quality.sql
+-- counts them). Stopped (停用) tasks count to their scheduled EndTime because the API gives no
+-- stop time: read their hours as an upper bound.
+--
+-- Run:       duckdb -readonly volcengine_live.duckdb < sql/recorded_hours_by_app.sql
+-- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
+--            uses another dataset_name (the notebook substitutes its `dataset_name` there).
+-- Time zone: totals do not depend on it; the line is kept for symmetry with the others.
+-- Now:       open tasks are clipped at now(); `SET VARIABLE as_of = TIMESTAMPTZ '...'` first
+--            (e.g. with duckdb -cmd) to clip them at another instant.
+SET schema = 'volcengine_live_dataset';
+SET TimeZone = 'Asia/Shanghai';
+
+WITH clock AS (
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+),
+recorded AS (
+    SELECT
+        t.task_id,
+        t.domain,
+        t.app,
+        t.start_time AS rec_start,
+        least(coalesce(t.end_time, c.as_of), c.as_of) AS rec_end
+    FROM pull_record_tasks AS t
+    CROSS JOIN clock AS c
+    WHERE t.status_code IS DISTINCT FROM 'not_started'
+      AND t.start_time < c.as_of
+      AND (t.end_time > t.start_time OR (t.end_time IS NULL AND t.status_code = 'recording'))
+)
+SELECT
+    domain,
+    app,
+    count(*) AS tasks,
+    round(sum(epoch(rec_end) - epoch(rec_start)) / 3600, 2) AS recorded_hours,
+    round(100.0 * sum(epoch(rec_end) - epoch(rec_start))
+        / sum(sum(epoch(rec_end) - epoch(rec_start))) OVER (), 1) AS pct
+FROM recorded
+GROUP BY domain, app
+ORDER BY recorded_hours DESC, domain NULLS LAST, app NULLS LAST;

@@ -1,0 +1,34 @@
+-- recording_now.sql: which tasks are recording now?
+--
+-- One row per task with status 生效中 / recording at the last load, ending soonest first:
+-- `recording_for` is the time since its StartTime and `ends_in` the time left to its EndTime.
+-- A negative `ends_in` means it should have ended since the last load: its status is stale
+-- until the pipeline runs again. Statuses are as of the last load (see freshness.sql).
+--
+-- Run:       duckdb -readonly volcengine_live.duckdb < sql/recording_now.sql
+-- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
+--            uses another dataset_name (the notebook substitutes its `dataset_name` there).
+-- Time zone: times are shown in Asia/Shanghai (UTC+8, no daylight saving); edit the
+--            `SET TimeZone` line for another zone, e.g. 'UTC'.
+-- Now:       durations are measured from now(); `SET VARIABLE as_of = TIMESTAMPTZ '...'`
+--            first (e.g. with duckdb -cmd) to measure them from another instant.
+SET schema = 'volcengine_live_dataset';
+SET TimeZone = 'Asia/Shanghai';
+
+WITH clock AS (
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+)
+SELECT
+    t.task_id,
+    t.start_time,
+    t.end_time,
+    c.as_of - t.start_time AS recording_for,
+    t.end_time - c.as_of AS ends_in,
+    t.domain,
+    t.app,
+    t.stream,
+    t.vhost
+FROM pull_record_tasks AS t
+CROSS JOIN clock AS c
+WHERE t.status_code = 'recording'
+ORDER BY t.end_time NULLS LAST, t.task_id;

@@ -1,0 +1,33 @@
+-- upcoming_tasks.sql: which recordings are scheduled next?
+--
+-- One row per task with status 未开始 / not_started, soonest first: `starts_in` is the time
+-- from now to its StartTime and `scheduled` its planned length. A negative `starts_in` means
+-- the start has passed since the last load: its status is stale until the pipeline runs again.
+--
+-- Run:       duckdb -readonly volcengine_live.duckdb < sql/upcoming_tasks.sql
+-- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
+--            uses another dataset_name (the notebook substitutes its `dataset_name` there).
+-- Time zone: times are shown in Asia/Shanghai (UTC+8, no daylight saving); edit the
+--            `SET TimeZone` line for another zone, e.g. 'UTC'.
+-- Now:       `starts_in` is measured from now(); `SET VARIABLE as_of = TIMESTAMPTZ '...'`
+--            first (e.g. with duckdb -cmd) to measure it from another instant.
+SET schema = 'volcengine_live_dataset';
+SET TimeZone = 'Asia/Shanghai';
+
+WITH clock AS (
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+)
+SELECT
+    t.task_id,
+    t.start_time,
+    t.end_time,
+    t.start_time - c.as_of AS starts_in,
+    t.end_time - t.start_time AS scheduled,
+    t.domain,
+    t.app,
+    t.stream,
+    t.vhost
+FROM pull_record_tasks AS t
+CROSS JOIN clock AS c
+WHERE t.status_code = 'not_started'
+ORDER BY t.start_time NULLS LAST, t.task_id;

@@ -1,0 +1,479 @@
+"""Exact answers of every file in sql/ on a small hand-built dataset loaded through dlt.
+
+Fourteen tasks with chosen times (all in Asia/Shanghai, UTC+8), evaluated as of
+2024-03-10 12:00 +08:00 (``SET VARIABLE as_of``), so every expected number below can be
+checked by hand:
+
+    id   status  domain/app          start        end          recorded hours
+    t01  已结束  a.example.com/live  03-08 10:00  03-08 12:00  2     (08: 2)
+    t02  已结束  a.example.com/live  03-08 11:00  03-08 13:30  2.5   (08: 2.5)
+    t03  已结束  a.example.com/live  03-08 12:00  03-08 14:00  2     (08: 2)  right after t01
+    t04  停用    b.example.com/show  03-08 23:00  03-09 01:00  2     (08: 1, 09: 1)
+    t05  已结束  b.example.com/show  03-09 00:30  03-09 02:30  2     (09: 2)
+    t06  已结束  b.example.com/live  03-09 20:00  03-09 23:00  3     (09: 3)
+    t07  已结束  a.example.com/live  03-09 21:00  03-09 22:00  1     (09: 1)
+    t08  已结束  c.example.com/rec   03-09 21:30  03-10 00:30  3     (09: 2.5, 10: 0.5)
+    t09  生效中  a.example.com/live  03-10 11:00  03-10 13:00  1     (10: 1, to as_of)
+    t10  未开始  a.example.com/live  03-10 20:00  03-11 06:00  -     scheduled
+    t11  未开始  b.example.com/show  03-11 09:00  03-11 09:10  -     scheduled
+    t12  已结束  c.example.com/rec   03-09 10:00  03-09 09:00  -     end before start
+    t13  暂停    c.example.com/rec   03-09 22:30  03-09 23:30  1     (09: 1) unknown status
+    t14  已结束  (no domain)/live    03-09 03:00  (none)       -     missing end
+
+Concurrency: 2 on 03-08 11:00-13:30 (3 only if t01's end and t03's start were not applied
+together), 3 first at 03-09 21:30 until 22:00, and again 22:30-23:00.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SQL_DIR = REPO / "sql"
+DATASET = "volcengine_live_dataset"
+SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+UTC = dt.timezone.utc
+AS_OF = dt.datetime(2024, 3, 10, 12, 0, tzinfo=SH)
+
+STATUS_CODES = {
+    "停用": "stopped",
+    "未开始": "not_started",
+    "生效中": "recording",
+    "已结束": "finished",
+}
+"""The source's Chinese -> English mapping (volcengine_live.settings.STATUS_CODES)."""
+
+SQL_FILES = [
+    "freshness.sql",
+    "tasks_started_per_day.sql",
+    "recorded_hours_per_day.sql",
+    "duration_distribution.sql",
+    "recorded_hours_by_domain.sql",
+    "recorded_hours_by_app.sql",
+    "concurrency_timeline.sql",
+    "concurrency_peak.sql",
+    "upcoming_tasks.sql",
+    "recording_now.sql",
+    "data_quality.sql",
+]
+
+
+def sh(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    """A March 2024 instant in Asia/Shanghai."""
+    return dt.datetime(2024, 3, day, hour, minute, tzinfo=SH)
+
+
+# task_id, status, domain, app, start, end
+TASKS: list[tuple[str, str, str | None, str, dt.datetime | None, dt.datetime | None]] = [
+    ("t01", "已结束", "a.example.com", "live", sh(8, 10), sh(8, 12)),
+    ("t02", "已结束", "a.example.com", "live", sh(8, 11), sh(8, 13, 30)),
+    ("t03", "已结束", "a.example.com", "live", sh(8, 12), sh(8, 14)),
+    ("t04", "停用", "b.example.com", "show", sh(8, 23), sh(9, 1)),
+    ("t05", "已结束", "b.example.com", "show", sh(9, 0, 30), sh(9, 2, 30)),
+    ("t06", "已结束", "b.example.com", "live", sh(9, 20), sh(9, 23)),
+    ("t07", "已结束", "a.example.com", "live", sh(9, 21), sh(9, 22)),
+    ("t08", "已结束", "c.example.com", "rec", sh(9, 21, 30), sh(10, 0, 30)),
+    ("t09", "生效中", "a.example.com", "live", sh(10, 11), sh(10, 13)),
+    ("t10", "未开始", "a.example.com", "live", sh(10, 20), sh(11, 6)),
+    ("t11", "未开始", "b.example.com", "show", sh(11, 9), sh(11, 9, 10)),
+    ("t12", "已结束", "c.example.com", "rec", sh(9, 10), sh(9, 9)),
+    ("t13", "暂停", "c.example.com", "rec", sh(9, 22, 30), sh(9, 23, 30)),
+    ("t14", "已结束", None, "live", sh(9, 3), None),
+]
+
+COLUMNS: Any = {
+    "task_id": {"data_type": "text", "nullable": False},
+    "start_time": {"data_type": "timestamp", "nullable": True},
+    "end_time": {"data_type": "timestamp", "nullable": True},
+    "vhost": {"data_type": "text", "nullable": True},
+    "domain": {"data_type": "text", "nullable": True},
+    "app": {"data_type": "text", "nullable": True},
+    "stream": {"data_type": "text", "nullable": True},
+    "status": {"data_type": "text", "nullable": True},
+    "status_code": {"data_type": "text", "nullable": True},
+}
+
+
+def row(task: tuple[Any, ...], status: str | None = None) -> dict[str, Any]:
+    task_id, task_status, domain, app, start, end = task
+    task_status = status or task_status
+    return {
+        "task_id": task_id,
+        "start_time": start,
+        "end_time": end,
+        "vhost": "vhost.example.com",
+        "domain": domain,
+        "app": app,
+        "stream": f"stream-{task_id}",
+        "status": task_status,
+        "status_code": STATUS_CODES.get(task_status, "unknown"),
+    }
+
+
+def load(pipeline: dlt.Pipeline, rows: list[dict[str, Any]]) -> str:
+    info = pipeline.run(
+        rows,
+        table_name="pull_record_tasks",
+        write_disposition="merge",
+        primary_key="task_id",
+        columns=COLUMNS,
+        loader_file_format="parquet",
+    )
+    return str(info.loads_ids[-1])
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The dataset, loaded in two runs the way the source does: the second run re-reads the
+    unsettled tasks, one of which (t09) has started since. A failed load recorded after both
+    must not count as the last load."""
+    tmp = tmp_path_factory.mktemp("sql")
+    path = tmp / "volcengine_live.duckdb"
+    pipeline = dlt.pipeline(
+        pipeline_name="sql_answers",
+        destination=dlt.destinations.duckdb(str(path)),
+        dataset_name=DATASET,
+        pipelines_dir=str(tmp / "pipelines"),
+    )
+    first = load(pipeline, [row(t, "未开始" if t[0] == "t09" else None) for t in TASKS])
+    unsettled = [t for t in TASKS if t[0] in {"t09", "t10", "t11", "t13"}]
+    second = load(pipeline, [row(t) for t in unsettled])
+    with duckdb.connect(str(path)) as con:
+        inserted = con.execute(
+            f"SELECT max(inserted_at) FROM {DATASET}._dlt_loads WHERE load_id = ?", [second]
+        ).fetchone()[0]
+        con.execute(
+            f"INSERT INTO {DATASET}._dlt_loads (load_id, schema_name, status, inserted_at) "
+            "VALUES ('9999999999.0', 'sql_answers', 1, ?::TIMESTAMPTZ + INTERVAL 1 HOUR)",
+            [inserted],
+        )
+    return {"path": path, "first": first, "second": second, "second_at": inserted}
+
+
+def run_sql(
+    path: Path,
+    name: str,
+    as_of: dt.datetime | None = AS_OF,
+    replace: dict[str, str] | None = None,
+) -> list[pd.DataFrame]:
+    """Run one sql/ file read-only, statement by statement; one DataFrame per SELECT."""
+    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    for old, new in (replace or {}).items():
+        assert old in text
+        text = text.replace(old, new)
+    results = []
+    with duckdb.connect(str(path), read_only=True) as con:
+        if as_of is not None:
+            con.execute(f"SET VARIABLE as_of = TIMESTAMPTZ '{as_of.isoformat()}'")
+        for statement in duckdb.extract_statements(text):
+            cursor = con.execute(statement.query)
+            if statement.type == duckdb.StatementType.SELECT:
+                results.append(cursor.df())
+    return results
+
+
+def one(path: Path, name: str, **kwargs: Any) -> pd.DataFrame:
+    (result,) = run_sql(path, name, **kwargs)
+    return result
+
+
+def records(frame: pd.DataFrame, *columns: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in frame[list(columns)].itertuples(index=False)]
+
+
+def ts(value: Any) -> dt.datetime:
+    """A timestamp from DuckDB as an aware datetime, for comparing instants."""
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def test_every_file_is_documented_and_runs_on_the_default_dataset() -> None:
+    assert sorted(p.name for p in SQL_DIR.glob("*.sql")) == sorted(SQL_FILES)
+    for name in SQL_FILES:
+        text = (SQL_DIR / name).read_text(encoding="utf-8")
+        assert text.startswith(f"-- {name}: "), name
+        assert f"duckdb -readonly volcengine_live.duckdb < sql/{name}" in text, name
+        # The notebook substitutes its dataset_name in exactly this line.
+        assert len(re.findall(rf"^SET schema = '{DATASET}';$", text, re.M)) == 1, name
+        assert "SET TimeZone = 'Asia/Shanghai';" in text, name
+
+
+def test_freshness_picks_the_last_successful_load(db: dict[str, Any]) -> None:
+    summary, by_status = run_sql(db["path"], "freshness.sql")
+    assert len(summary) == 1
+    got = summary.iloc[0]
+    assert got["last_load_id"] == db["second"]
+    assert ts(got["last_loaded_at"]) == ts(db["second_at"])
+    assert got["successful_loads"] == 2
+    assert got["tasks"] == 14
+    assert records(by_status, "status", "status_code", "tasks") == [
+        ("已结束", "finished", 9),
+        ("未开始", "not_started", 2),
+        ("生效中", "recording", 1),
+        ("停用", "stopped", 1),
+        ("暂停", "unknown", 1),
+    ]
+    assert by_status["pct"].tolist() == [64.3, 14.3, 7.1, 7.1, 7.1]
+
+
+def test_tasks_started_per_day_by_status_in_shanghai_days(db: dict[str, Any]) -> None:
+    got = one(db["path"], "tasks_started_per_day.sql")
+    assert [(str(d.date()), c, s, n) for d, c, s, n in records(got, *got.columns)] == [
+        ("2024-03-08", "finished", "已结束", 3),
+        ("2024-03-08", "stopped", "停用", 1),
+        ("2024-03-09", "finished", "已结束", 6),
+        ("2024-03-09", "unknown", "暂停", 1),
+        ("2024-03-10", "not_started", "未开始", 1),
+        ("2024-03-10", "recording", "生效中", 1),
+        ("2024-03-11", "not_started", "未开始", 1),
+    ]
+
+
+def test_recorded_hours_per_day_split_at_midnight_and_clipped_at_now(db: dict[str, Any]) -> None:
+    got = one(db["path"], "recorded_hours_per_day.sql")
+    assert [(str(d.date()), c, n, h) for d, c, n, h in records(got, *got.columns)] == [
+        ("2024-03-08", "finished", 3, 6.5),
+        ("2024-03-08", "stopped", 1, 1.0),
+        ("2024-03-09", "finished", 4, 8.5),
+        ("2024-03-09", "stopped", 1, 1.0),
+        ("2024-03-09", "unknown", 1, 1.0),
+        ("2024-03-10", "finished", 1, 0.5),
+        ("2024-03-10", "recording", 1, 1.0),
+    ]
+    totals = got.groupby(got["day"].dt.date.astype(str))["recorded_hours"].sum()
+    assert totals.to_dict() == {"2024-03-08": 7.5, "2024-03-09": 10.5, "2024-03-10": 1.5}
+
+
+def test_recorded_hours_per_day_follow_the_time_zone_setting(db: dict[str, Any]) -> None:
+    utc = {"SET TimeZone = 'Asia/Shanghai';": "SET TimeZone = 'UTC';"}
+    got = one(db["path"], "recorded_hours_per_day.sql", replace=utc)
+    totals = got.groupby(got["day"].dt.date.astype(str))["recorded_hours"].sum()
+    assert totals.to_dict() == {"2024-03-08": 10.5, "2024-03-09": 8.0, "2024-03-10": 1.0}
+
+
+def test_recording_still_open_grows_with_now(db: dict[str, Any]) -> None:
+    later = one(db["path"], "recorded_hours_per_day.sql", as_of=sh(10, 12, 30))
+    assert later[later["status_code"] == "recording"]["recorded_hours"].tolist() == [1.5]
+
+
+def test_duration_distribution(db: dict[str, Any]) -> None:
+    got = one(db["path"], "duration_distribution.sql")
+    assert records(got, "bucket", "tasks", "pct", "total_hours") == [
+        ("< 15 min", 1, 8.3, 0.17),
+        ("15-60 min", 0, 0.0, 0.0),
+        ("1-2 h", 2, 16.7, 2.0),
+        ("2-4 h", 8, 66.7, 18.5),
+        ("4-8 h", 0, 0.0, 0.0),
+        ("8-24 h", 1, 8.3, 10.0),
+        (">= 24 h", 0, 0.0, 0.0),
+    ]
+
+
+def test_recorded_hours_by_domain(db: dict[str, Any]) -> None:
+    got = one(db["path"], "recorded_hours_by_domain.sql")
+    assert records(got, "domain", "tasks", "recorded_hours", "pct") == [
+        ("a.example.com", 5, 8.5, 43.6),
+        ("b.example.com", 3, 7.0, 35.9),
+        ("c.example.com", 2, 4.0, 20.5),
+    ]
+
+
+def test_recorded_hours_by_app(db: dict[str, Any]) -> None:
+    got = one(db["path"], "recorded_hours_by_app.sql")
+    assert records(got, "domain", "app", "tasks", "recorded_hours") == [
+        ("a.example.com", "live", 5, 8.5),
+        ("b.example.com", "show", 2, 4.0),
+        ("c.example.com", "rec", 2, 4.0),
+        ("b.example.com", "live", 1, 3.0),
+    ]
+
+
+def test_concurrency_timeline_is_a_sweep_with_ends_before_starts(db: dict[str, Any]) -> None:
+    got = one(db["path"], "concurrency_timeline.sql")
+    steps = [
+        (ts(at).astimezone(SH).strftime("%d %H:%M"), s, e, c)
+        for at, s, e, c in records(got, "instant", "starts", "ends", "concurrent")
+    ]
+    assert steps == [
+        ("08 10:00", 1, 0, 1),
+        ("08 11:00", 1, 0, 2),
+        ("08 12:00", 1, 1, 2),  # t01 ends as t03 starts: still 2, not 3
+        ("08 13:30", 0, 1, 1),
+        ("08 14:00", 0, 1, 0),
+        ("08 23:00", 1, 0, 1),
+        ("09 00:30", 1, 0, 2),
+        ("09 01:00", 0, 1, 1),
+        ("09 02:30", 0, 1, 0),
+        ("09 20:00", 1, 0, 1),
+        ("09 21:00", 1, 0, 2),
+        ("09 21:30", 1, 0, 3),
+        ("09 22:00", 0, 1, 2),
+        ("09 22:30", 1, 0, 3),
+        ("09 23:00", 0, 1, 2),
+        ("09 23:30", 0, 1, 1),
+        ("10 00:30", 0, 1, 0),
+        ("10 11:00", 1, 0, 1),
+        ("10 12:00", 0, 0, 1),  # now: t09 still recording
+    ]
+
+
+def test_concurrency_peak_and_when_it_was_first_reached(db: dict[str, Any]) -> None:
+    got = one(db["path"], "concurrency_peak.sql")
+    assert len(got) == 1
+    peak = got.iloc[0]
+    assert peak["peak_concurrent"] == 3
+    assert ts(peak["peak_first_at"]) == sh(9, 21, 30)
+    assert ts(peak["peak_first_at"]) == dt.datetime(2024, 3, 9, 13, 30, tzinfo=UTC)
+    assert ts(peak["peak_first_until"]) == sh(9, 22)
+    assert peak["times_peak_reached"] == 2
+    assert peak["hours_at_peak"] == 1.0
+    assert peak["concurrent_now"] == 1
+
+
+def test_concurrency_peak_of_an_empty_table_is_zero(db: dict[str, Any]) -> None:
+    got = one(db["path"], "concurrency_peak.sql", as_of=sh(1, 0))
+    assert got.iloc[0]["peak_concurrent"] == 0
+    assert got.iloc[0]["times_peak_reached"] == 0
+    assert pd.isna(got.iloc[0]["peak_first_at"])
+
+
+def test_all_recorded_hours_agree(db: dict[str, Any]) -> None:
+    """Per day, by domain, by app and the area under the concurrency curve are one total."""
+    per_day = one(db["path"], "recorded_hours_per_day.sql")["recorded_hours"].sum()
+    by_domain = one(db["path"], "recorded_hours_by_domain.sql")["recorded_hours"].sum()
+    by_app = one(db["path"], "recorded_hours_by_app.sql")["recorded_hours"].sum()
+    timeline = one(db["path"], "concurrency_timeline.sql")
+    seconds = timeline["instant"].diff().shift(-1).dt.total_seconds().fillna(0)
+    area = float((seconds * timeline["concurrent"]).sum() / 3600)
+    assert round(per_day, 2) == round(by_domain, 2) == round(by_app, 2) == round(area, 2) == 19.5
+
+
+def test_upcoming_tasks_soonest_first(db: dict[str, Any]) -> None:
+    got = one(db["path"], "upcoming_tasks.sql")
+    assert got["task_id"].tolist() == ["t10", "t11"]
+    assert got["starts_in"].tolist() == [pd.Timedelta(hours=8), pd.Timedelta(hours=21)]
+    assert got["scheduled"].tolist() == [pd.Timedelta(hours=10), pd.Timedelta(minutes=10)]
+    assert ts(got["start_time"].iloc[0]) == sh(10, 20)
+
+
+def test_recording_now(db: dict[str, Any]) -> None:
+    got = one(db["path"], "recording_now.sql")
+    assert got["task_id"].tolist() == ["t09"]
+    assert got["recording_for"].tolist() == [pd.Timedelta(hours=1)]
+    assert got["ends_in"].tolist() == [pd.Timedelta(hours=1)]
+
+
+def quality(path: Path, **kwargs: Any) -> dict[str, tuple[Any, ...]]:
+    got = one(path, "data_quality.sql", **kwargs)
+    return {
+        r["check"]: (
+            r["severity"],
+            None if pd.isna(r["problem_rows"]) else r["problem_rows"],
+            r["ok"],
+            r["examples"],
+        )
+        for _, r in got.iterrows()
+    }
+
+
+def test_data_quality_counts(db: dict[str, Any]) -> None:
+    assert quality(db["path"]) == {
+        "duplicate_task_ids": ("error", 0, True, ""),
+        "missing_task_id": ("error", 0, True, ""),
+        "missing_start_time": ("warning", 0, True, ""),
+        "missing_end_time": ("warning", 1, False, "t14"),
+        "end_before_start": ("warning", 1, False, "t12"),
+        "missing_vhost": ("warning", 0, True, ""),
+        "missing_domain": ("warning", 1, False, "t14"),
+        "missing_app": ("warning", 0, True, ""),
+        "missing_stream": ("warning", 0, True, ""),
+        "unknown_status": ("warning", 1, False, "暂停"),
+        "status_code_mismatch": ("warning", 0, True, ""),
+        "stale_status": ("info", 0, True, ""),
+        "rejected_rows": ("warning", None, True, ""),
+    }
+
+
+def test_data_quality_flags_stale_statuses_later_on(db: dict[str, Any]) -> None:
+    assert quality(db["path"], as_of=sh(10, 21))["stale_status"] == ("info", 2, False, "t09, t10")
+
+
+def test_data_quality_counts_duplicates_and_rejects(db: dict[str, Any], tmp_path: Path) -> None:
+    """On a copy: a duplicated task_id (a broken merge) and a rejects table."""
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db["path"], copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            f"INSERT INTO {DATASET}.pull_record_tasks "
+            f"SELECT * FROM {DATASET}.pull_record_tasks WHERE task_id IN ('t02', 't05')"
+        )
+        con.execute(
+            f"CREATE TABLE {DATASET}.pull_record_task_rejects (raw VARCHAR, reason VARCHAR)"
+        )
+        con.execute(
+            f"INSERT INTO {DATASET}.pull_record_task_rejects "
+            "VALUES ('{}', 'no TaskId'), ('{\"TaskId\": 1}', 'TaskId not a string')"
+        )
+    got = quality(copy)
+    assert got["duplicate_task_ids"] == ("error", 2, False, "t02, t05")
+    assert got["rejected_rows"] == ("warning", 2, False, "")
+
+
+def test_another_dataset_name_only_needs_the_set_schema_line(
+    db: dict[str, Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "renamed.duckdb"
+    shutil.copy(db["path"], copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("CREATE SCHEMA other_dataset")
+        for (table,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [DATASET]
+        ).fetchall():
+            con.execute(f"CREATE TABLE other_dataset.{table} AS FROM {DATASET}.{table}")
+        con.execute(f"DROP SCHEMA {DATASET} CASCADE")
+    rename = {f"SET schema = '{DATASET}';": "SET schema = 'other_dataset';"}
+    for name in SQL_FILES:
+        with pytest.raises(duckdb.CatalogException):
+            run_sql(copy, name)
+        renamed, original = run_sql(copy, name, replace=rename), run_sql(db["path"], name)
+        assert len(renamed) == len(original)
+        for got, expected in zip(renamed, original, strict=True):
+            pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.skipif(shutil.which("duckdb") is None, reason="the duckdb CLI is not installed")
+def test_files_run_from_the_duckdb_cli(db: dict[str, Any]) -> None:
+    for name in SQL_FILES:
+        done = subprocess.run(
+            ["duckdb", "-readonly", "-csv", str(db["path"])],
+            stdin=(SQL_DIR / name).open("rb"),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, (name, done.stderr.decode())
+        assert b"Error" not in done.stderr, (name, done.stderr.decode())
+    peak = subprocess.run(
+        [
+            "duckdb",
+            "-readonly",
+            "-csv",
+            "-cmd",
+            f"SET VARIABLE as_of = TIMESTAMPTZ '{AS_OF}'",
+            str(db["path"]),
+        ],
+        stdin=(SQL_DIR / "concurrency_peak.sql").open("rb"),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert b"3,2024-03-09 21:30:00+08" in peak.stdout
