@@ -5,8 +5,10 @@
 -- 'error' must be zero: a duplicate task_id means the merge on task_id failed and every
 -- count is off. 'warning' rows are malformed source data that the other files leave out
 -- (see their headers); 'info' rows need no action beyond a reload.
--- `rejected_rows` counts the rows the source set aside in `pull_record_task_rejects`, with a
--- reason each; it is NULL when that table does not exist (nothing was ever rejected).
+-- `flagged_by_source` counts the rows the source flagged in its `data_issues` column (read
+-- that column for the reasons); `rejected_rows` counts the records the source set aside in
+-- `pull_record_task_rejects` (no usable TaskId), with a reason each. Each is NULL when its
+-- column or table does not exist.
 --
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/data_quality.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
@@ -17,7 +19,8 @@
 SET schema = 'volcengine_live_dataset';
 SET TimeZone = 'Asia/Shanghai';
 
--- The rejects table is optional: build the query that counts its rows only if it exists.
+-- The rejects table and the source's data_issues column are optional: build the queries
+-- that read them only if they exist (a missing table or column is an error in plain SQL).
 SET VARIABLE volcengine_live_rejects_query = (
     SELECT CASE
         WHEN count(*) > 0 THEN 'SELECT count(*) AS n FROM pull_record_task_rejects'
@@ -27,6 +30,19 @@ SET VARIABLE volcengine_live_rejects_query = (
     WHERE database_name = current_database()
       AND schema_name = current_schema()
       AND table_name = 'pull_record_task_rejects'
+);
+SET VARIABLE volcengine_live_flagged_query = (
+    SELECT CASE
+        WHEN count(*) > 0 THEN
+            'SELECT count(*) AS n, list(task_id ORDER BY task_id)[1:3] AS examples '
+            || 'FROM pull_record_tasks WHERE data_issues IS NOT NULL'
+        ELSE 'SELECT NULL::BIGINT AS n, []::VARCHAR[] AS examples'
+    END
+    FROM duckdb_columns()
+    WHERE database_name = current_database()
+      AND schema_name = current_schema()
+      AND table_name = 'pull_record_tasks'
+      AND column_name = 'data_issues'
 );
 
 WITH clock AS (
@@ -112,7 +128,11 @@ checks (check_order, check_name, severity, problem_rows, examples, description) 
            'not_started past its start or recording past its end: reload to refresh'
     FROM tasks
     UNION ALL
-    SELECT 13, 'rejected_rows', 'warning',
+    SELECT 13, 'flagged_by_source', 'info', n, examples,
+           'rows whose data_issues column says what is wrong (NULL: no such column)'
+    FROM query(getvariable('volcengine_live_flagged_query'))
+    UNION ALL
+    SELECT 14, 'rejected_rows', 'warning',
            (SELECT n FROM query(getvariable('volcengine_live_rejects_query'))), [],
            'rows the source set aside in pull_record_task_rejects (NULL: no such table)'
 )

@@ -399,6 +399,7 @@ def test_data_quality_counts(db: dict[str, Any]) -> None:
         "unknown_status": ("warning", 1, False, "暂停"),
         "status_code_mismatch": ("warning", 0, True, ""),
         "stale_status": ("info", 0, True, ""),
+        "flagged_by_source": ("info", None, True, ""),
         "rejected_rows": ("warning", None, True, ""),
     }
 
@@ -407,24 +408,40 @@ def test_data_quality_flags_stale_statuses_later_on(db: dict[str, Any]) -> None:
     assert quality(db["path"], as_of=sh(10, 21))["stale_status"] == ("info", 2, False, "t09, t10")
 
 
-def test_data_quality_counts_duplicates_and_rejects(db: dict[str, Any], tmp_path: Path) -> None:
-    """On a copy: a duplicated task_id (a broken merge) and a rejects table."""
+def test_data_quality_counts_duplicates_flags_and_rejects(
+    db: dict[str, Any], tmp_path: Path
+) -> None:
+    """On a copy: a duplicated task_id (a broken merge), the source's data_issues column and
+    its rejects table (shaped as the source writes them)."""
     copy = tmp_path / "copy.duckdb"
     shutil.copy(db["path"], copy)
     with duckdb.connect(str(copy)) as con:
+        con.execute(f"SET schema = '{DATASET}'")
         con.execute(
-            f"INSERT INTO {DATASET}.pull_record_tasks "
-            f"SELECT * FROM {DATASET}.pull_record_tasks WHERE task_id IN ('t02', 't05')"
+            "INSERT INTO pull_record_tasks "
+            "SELECT * FROM pull_record_tasks WHERE task_id IN ('t02', 't05')"
+        )
+        con.execute("ALTER TABLE pull_record_tasks ADD COLUMN data_issues VARCHAR")
+        con.execute(
+            "UPDATE pull_record_tasks SET data_issues = 'EndTime missing; Domain missing' "
+            "WHERE task_id = 't14'"
         )
         con.execute(
-            f"CREATE TABLE {DATASET}.pull_record_task_rejects (raw VARCHAR, reason VARCHAR)"
+            "UPDATE pull_record_tasks SET data_issues = 'EndTime before StartTime' "
+            "WHERE task_id = 't12'"
         )
         con.execute(
-            f"INSERT INTO {DATASET}.pull_record_task_rejects "
-            "VALUES ('{}', 'no TaskId'), ('{\"TaskId\": 1}', 'TaskId not a string')"
+            "CREATE TABLE pull_record_task_rejects (reject_id VARCHAR, reason VARCHAR, "
+            "raw_record VARCHAR, page_num BIGINT, seen_at TIMESTAMPTZ)"
+        )
+        con.execute(
+            "INSERT INTO pull_record_task_rejects VALUES "
+            "('a1', 'TaskId missing', '{}', 1, now()), "
+            "('b2', 'TaskId is a int, not a string', '{\"TaskId\": 1}', 3, now())"
         )
     got = quality(copy)
     assert got["duplicate_task_ids"] == ("error", 2, False, "t02, t05")
+    assert got["flagged_by_source"] == ("info", 2, False, "t12, t14")
     assert got["rejected_rows"] == ("warning", 2, False, "")
 
 
