@@ -1,0 +1,146 @@
+"""Command line: ``python -m volcengine_live_emulator`` (or ``volcengine-live-emulator``).
+
+Prints the endpoint (``http://HOST:PORT``) as the first line of stdout, then serves until
+SIGINT or SIGTERM. Everything the Python API controls is also reachable over HTTP under
+``/_emulator/`` (see :mod:`volcengine_live_emulator.control`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .data import parse_rfc3339
+from .emulator import (
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_SECRET_ACCESS_KEY,
+    Emulator,
+)
+from .faults import ENVELOPE_KINDS, OTHER_KINDS
+
+
+def _rate(value: str) -> float | None:
+    if value.strip().lower() in ("none", "off", "0", "unlimited"):
+        return None
+    rate = float(value)
+    if rate <= 0:
+        raise argparse.ArgumentTypeError("rate limit must be positive, or 'none'")
+    return rate
+
+
+def _credential(value: str) -> tuple[str, str, str | None]:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise argparse.ArgumentTypeError("expected AK:SK or AK:SK:SESSION_TOKEN")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _moment(value: str) -> float:
+    parsed = parse_rfc3339(value)
+    if parsed is not None:
+        return parsed
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected RFC 3339 or epoch seconds") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    kinds = "\n".join(
+        [f"  {kind:<24} {code}" for kind, code in ENVELOPE_KINDS.items()]
+        + [f"  {kind:<24} {text}" for kind, text in OTHER_KINDS.items()]
+    )
+    parser = argparse.ArgumentParser(
+        prog="volcengine-live-emulator",
+        description="Local emulator of Volcengine Live ListPullRecordTask (2023-01-01).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "fault SPEC: kind[:key=value,...], e.g. common_err:times=3, stall:seconds=5,page=2,\n"
+            "error:code=AccessDenied, internal_error:probability=0.05,times=none\n"
+            f"fault kinds:\n{kinds}"
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--tasks", type=int, default=1000, help="generated tasks (default 1000)")
+    parser.add_argument("--seed", type=int, default=7, help="data seed (default 7)")
+    parser.add_argument("--now", type=_moment, help="anchor time of the data (default: now)")
+    parser.add_argument("--access-key-id", default=DEFAULT_ACCESS_KEY_ID)
+    parser.add_argument("--secret-access-key", default=DEFAULT_SECRET_ACCESS_KEY)
+    parser.add_argument("--session-token", help="make the main key an STS key needing this token")
+    parser.add_argument(
+        "--credential",
+        action="append",
+        type=_credential,
+        default=[],
+        metavar="AK:SK[:TOKEN]",
+        help="accept another key pair (repeatable)",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--latency-jitter", type=float, default=0.0, help="extra random seconds")
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=DEFAULT_RATE_LIMIT,
+        metavar="R|none",
+        help=f"requests/s per access key (default {DEFAULT_RATE_LIMIT:g})",
+    )
+    parser.add_argument("--retry-after", type=float, help="send Retry-After with 429s")
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="queue a fault (repeatable)"
+    )
+    parser.add_argument("--fault-seed", type=int, help="seed of probabilistic faults")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    emulator = Emulator(
+        tasks=args.tasks,
+        seed=args.seed,
+        access_key_id=args.access_key_id,
+        secret_access_key=args.secret_access_key,
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        host=args.host,
+        port=args.port,
+        session_token=args.session_token,
+        latency_jitter=args.latency_jitter,
+        retry_after=args.retry_after,
+        now=args.now,
+        fault_seed=args.fault_seed,
+    )
+    for access_key_id, secret, token in args.credential:
+        emulator.add_credentials(access_key_id, secret, token)
+    try:
+        for spec in args.fault:
+            emulator.faults.add_spec(spec)
+    except ValueError as exc:
+        print(f"volcengine-live-emulator: --fault: {exc}", file=sys.stderr)
+        return 2
+
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    emulator.start()
+    print(emulator.endpoint, flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""The emulated ``ListPullRecordTask`` endpoint: one request in, one :class:`Response` out.
+
+Nothing here touches sockets; :mod:`volcengine_live_emulator.server` does the HTTP. The order
+of checks is the gateway's: route (Action/Version), signature, rate limit, body validation;
+then the request hook, the fault queue, and finally the page itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ApiFailure, error_envelope
+from .faults import ENVELOPE_KINDS, Fault, FaultQueue
+from .ratelimit import SlidingWindowLimiter
+from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring, verify_request
+from .stats import Stats
+from .store import TaskStore
+
+ACTION = "ListPullRecordTask"
+VERSION = "2023-01-01"
+DEFAULT_REGION = "cn-north-1"
+SERVICE = "live"
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 20
+_INT64_MAX = (1 << 63) - 1
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+PROXY_502_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+RequestHook = Callable[[int], object]
+"""Called with the PageNum of every accepted page request, before the page is read."""
+
+
+@dataclass
+class Response:
+    """What to send back. ``drop`` replaces a normal answer by a network fault; ``chunks``
+    streams a body of unknown length (chunked transfer encoding)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: Literal["reset", "truncate"] | None = None
+    chunks: Iterator[bytes] | None = None
+
+
+@dataclass
+class Settings:
+    """Knobs that may change while serving (each read once per request)."""
+
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    retry_after: float | None = None
+    region: str = DEFAULT_REGION
+    service: str = SERVICE
+    max_skew: float = DEFAULT_MAX_SKEW_SECONDS
+
+
+def parse_page_request(body: bytes) -> tuple[int, int]:
+    """``(PageNum, PageSize)`` from a request body, with the API's defaults and limits.
+
+    Binding is Go-like, as the real service's: keys match case-insensitively, a wrong type
+    (string, float, bool) is ``InvalidParam.BindError``, null or absent means the default;
+    a value out of range is ``InvalidParam`` naming the parameter. An empty body is ``{}``.
+    """
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiFailure(
+                "InvalidParam.BindError",
+                f"Request parameter error, please check input data: body is not JSON ({exc})",
+            ) from None
+    else:
+        data = {}
+    if not isinstance(data, dict):
+        raise ApiFailure(
+            "InvalidParam.BindError",
+            "Request parameter error, please check input data: body must be a JSON object",
+        )
+    page_num = _int_field(data, "PageNum", 1)
+    page_size = _int_field(data, "PageSize", DEFAULT_PAGE_SIZE)
+    if page_num < 1:
+        raise ApiFailure("InvalidParam", f"PageNum must be a positive integer, got {page_num}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ApiFailure(
+            "InvalidParam", f"PageSize must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
+        )
+    return page_num, page_size
+
+
+def _int_field(data: Mapping[str, Any], name: str, default: int) -> int:
+    if name in data:
+        value = data[name]
+    else:
+        lowered = name.lower()
+        matches = [value for key, value in data.items() if key.lower() == lowered]
+        value = matches[-1] if matches else None
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _INT64_MAX:
+        raise ApiFailure(
+            "InvalidParam.BindError",
+            f"Request parameter error, please check input data: {name} must be an integer, "
+            f"got {json.dumps(value, ensure_ascii=False)}",
+        )
+    return value
+
+
+def _request_id() -> str:
+    # Real ids: Beijing time to the second, then 20 upper-case hex characters.
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 8 * 3600))
+    return stamp + os.urandom(10).hex().upper()
+
+
+class ApiService:
+    """Answers ListPullRecordTask requests from a store, checking signature, rate limit and
+    parameters, and applying latency and queued faults."""
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        keyring: Keyring,
+        limiter: SlidingWindowLimiter,
+        faults: FaultQueue,
+        stats: Stats,
+        settings: Settings,
+        stop: threading.Event,
+        seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.limiter = limiter
+        self.faults = faults
+        self.stats = stats
+        self.settings = settings
+        self.stop = stop
+        self.hooks: list[RequestHook] = []
+        self.hook_errors: list[BaseException] = []
+        self._hooks_lock = threading.Lock()
+        self._jitter = random.Random(f"latency-{seed}")
+
+    def add_hook(self, hook: RequestHook) -> Callable[[], None]:
+        with self._hooks_lock:
+            self.hooks.append(hook)
+
+        def remove() -> None:
+            with self._hooks_lock:
+                if hook in self.hooks:
+                    self.hooks.remove(hook)
+
+        return remove
+
+    def clear_hooks(self) -> None:
+        with self._hooks_lock:
+            self.hooks.clear()
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
+        """Answer one API request. ``headers`` are keyed by lower-case name."""
+        settings = self.settings
+        parts = urlsplit(target)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        params = dict(query)
+        metadata = {
+            "RequestId": _request_id(),
+            "Action": params.get("Action", ""),
+            "Version": params.get("Version", ""),
+            "Service": settings.service,
+            "Region": settings.region,
+        }
+        delay = settings.latency
+        if settings.latency_jitter > 0:
+            delay += self._jitter.uniform(0.0, settings.latency_jitter)
+        if delay > 0:
+            self.stop.wait(delay)
+        try:
+            if params.get("Action") != ACTION or params.get("Version") != VERSION:
+                raise ApiFailure(
+                    "InvalidActionOrVersion",
+                    action=params.get("Action", ""),
+                    version=params.get("Version", ""),
+                )
+            if method != "POST" or parts.path not in ("", "/"):
+                raise ApiFailure(
+                    "InvalidActionOrVersion",
+                    f"Could not find operation {ACTION} for version {VERSION} at "
+                    f"{method} {parts.path or '/'}; it is served by POST /.",
+                )
+            access_key_id = verify_request(
+                method=method,
+                path=parts.path or "/",
+                query=query,
+                headers=headers,
+                body=body,
+                keyring=self.keyring,
+                region=settings.region,
+                service=settings.service,
+                now=time.time(),
+                max_skew=settings.max_skew,
+            )
+            if not self.limiter.allow(access_key_id):
+                raise ApiFailure("FlowLimitExceeded", headers=_retry_after(settings.retry_after))
+            page_num, page_size = parse_page_request(body)
+            self._run_hooks(page_num)
+            fault = self.faults.take(page_num)
+            if fault is not None:
+                self.stats.record_fault(fault.kind)
+                answer = self._fault(fault, metadata, page_num, page_size)
+                if answer is not None:
+                    return answer
+            body_bytes, rows = self._page(metadata, page_num, page_size)
+            self.stats.record_response(200, rows=rows)
+            return Response(200, body_bytes)
+        except ApiFailure as failure:
+            self.stats.record_response(failure.status, failure.code)
+            return Response(
+                failure.status,
+                error_envelope(metadata, failure.code, failure.message, failure.code_n),
+                headers=failure.headers,
+            )
+
+    def _run_hooks(self, page_num: int) -> None:
+        with self._hooks_lock:
+            hooks = list(self.hooks)
+        for hook in hooks:
+            try:
+                hook(page_num)
+            except Exception as exc:  # a broken test hook must not take the server down
+                self.hook_errors.append(exc)
+                traceback.print_exc(file=sys.stderr)
+
+    def _page(
+        self,
+        metadata: dict[str, Any],
+        page_num: int,
+        page_size: int,
+        *,
+        pagination: bool = True,
+    ) -> tuple[bytes, int]:
+        rows, total = self.store.page(page_num, page_size)
+        parts = [
+            b'{"ResponseMetadata":',
+            json.dumps(metadata, separators=(",", ":")).encode(),
+            b',"Result":{"List":[',
+            b",".join(rows),
+            b"]",
+        ]
+        if pagination:
+            page_total = -(-total // page_size)
+            parts.append(
+                b',"Pagination":{"PageCur":%d,"PageSize":%d,"PageTotal":%d,"TotalCount":%d}'
+                % (page_num, page_size, page_total, total)
+            )
+        parts.append(b"}}")
+        return b"".join(parts), len(rows)
+
+    def _fault(
+        self, fault: Fault, metadata: dict[str, Any], page_num: int, page_size: int
+    ) -> Response | None:
+        kind = fault.kind
+        stats = self.stats
+        if kind in ENVELOPE_KINDS or kind == "error":
+            code, status, code_n, message = fault.envelope()
+            failure = ApiFailure(code, message, status=status, code_n=code_n)
+            headers: dict[str, str] = {}
+            if status == 429:
+                retry_after = fault.retry_after
+                headers = _retry_after(
+                    retry_after if retry_after is not None else self.settings.retry_after
+                )
+            stats.record_response(status, code)
+            return Response(
+                status,
+                error_envelope(metadata, code, failure.message, code_n),
+                headers=headers,
+            )
+        if kind == "stall":
+            self.stop.wait(fault.seconds)
+            return None  # then answer normally, long after the client gave up
+        if kind == "reset":
+            stats.record_dropped()
+            return Response(0, drop="reset")
+        if kind == "truncated":
+            body, _ = self._page(metadata, page_num, page_size)
+            stats.record_dropped()
+            return Response(200, body, drop="truncate")
+        if kind == "html_502":
+            stats.record_response(502)
+            return Response(502, PROXY_502_PAGE, content_type="text/html")
+        if kind == "non_json":
+            status = fault.status or 200
+            stats.record_response(status)
+            text = fault.body if fault.body is not None else "upstream connect error or reset"
+            return Response(status, text.encode())
+        if kind == "empty_body":
+            stats.record_response(200)
+            return Response(200, b"")
+        if kind == "missing_result":
+            stats.record_response(200)
+            return Response(200, json.dumps({"ResponseMetadata": metadata}).encode())
+        if kind == "list_not_list":
+            _, total = self.store.page(page_num, page_size)
+            value = fault.value if fault.value is not None else {}
+            result = {
+                "List": value,
+                "Pagination": {
+                    "PageCur": page_num,
+                    "PageSize": page_size,
+                    "PageTotal": -(-total // page_size),
+                    "TotalCount": total,
+                },
+            }
+            stats.record_response(200)
+            document = {"ResponseMetadata": metadata, "Result": result}
+            return Response(200, json.dumps(document, ensure_ascii=False).encode())
+        if kind == "missing_pagination":
+            body_bytes, _ = self._page(metadata, page_num, page_size, pagination=False)
+            stats.record_response(200)
+            return Response(200, body_bytes)
+        raise AssertionError(f"fault kind {kind!r} has no handler")
+
+
+def _retry_after(seconds: float | None) -> dict[str, str]:
+    # HTTP's Retry-After is whole seconds; round up so a client never retries early.
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(max(0, math.ceil(seconds)))}
