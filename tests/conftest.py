@@ -1,0 +1,136 @@
+"""Shared fixtures: a real emulator on loopback and real pipelines into DuckDB files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+
+from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live_emulator import Emulator
+
+ACCESS_KEY_ID = "AKLTtestsuite"
+SECRET_ACCESS_KEY = "test-suite-secret-7f3a9c"
+DATASET = "volcengine_live_dataset"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's own credentials and settings out of the tests."""
+    for name in list(os.environ):
+        if name.startswith(("SOURCES__VOLCENGINE_LIVE__", "VOLC_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(
+        tasks=2000,
+        seed=11,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        rate_limit=None,
+    ) as emu:
+        yield emu
+
+
+def credentials(
+    access_key_id: str = ACCESS_KEY_ID, secret_access_key: str = SECRET_ACCESS_KEY
+) -> VolcengineCredentials:
+    creds = VolcengineCredentials()
+    creds.access_key_id = access_key_id
+    creds.secret_access_key = secret_access_key
+    return creds
+
+
+@dataclass
+class Loader:
+    """One named pipeline into one DuckDB file, run as many times as a test needs."""
+
+    emulator: Emulator
+    workdir: Path
+    name: str = "volcengine_live_test"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.workdir / "tasks.duckdb"
+
+    def pipeline(self) -> dlt.Pipeline:
+        return dlt.pipeline(
+            pipeline_name=self.name,
+            destination=dlt.destinations.duckdb(str(self.duckdb_path)),
+            dataset_name=DATASET,
+            pipelines_dir=str(self.workdir / "pipelines"),
+        )
+
+    def source(self, **settings: Any) -> Any:
+        settings.setdefault("max_attempts", 3)
+        return volcengine_live_source(
+            credentials=credentials(),
+            endpoint=self.emulator.endpoint,
+            **settings,
+        )
+
+    def run(self, **settings: Any) -> dict[str, Any]:
+        """Run once; returns the source's metrics for the run (rows_read, rows_written, ...)."""
+        pipeline = self.pipeline()
+        pipeline.run(self.source(**settings))
+        return self.metrics(pipeline)
+
+    @staticmethod
+    def metrics(pipeline: dlt.Pipeline) -> dict[str, Any]:
+        trace = pipeline.last_trace
+        extract = trace.last_extract_info
+        assert extract is not None
+        for per_load in extract.metrics.values():
+            for step in per_load:
+                found = step["resource_metrics"].get("pull_record_tasks")
+                if found is not None:
+                    return dict(found.custom_metrics)
+        raise AssertionError("no metrics for pull_record_tasks")
+
+    def state(self) -> dict[str, Any]:
+        sources = self.pipeline().state.get("sources", {})
+        resource: dict[str, Any] = sources["volcengine_live"]["resources"]["pull_record_tasks"]
+        return resource
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
+            con.execute(f"SET search_path = '{DATASET}'")
+            return con.execute(sql).fetchall()
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
+            cursor = con.execute(f"SELECT * FROM {DATASET}.pull_record_tasks")
+            names = [column[0] for column in cursor.description]
+            return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+@pytest.fixture
+def loader(emulator: Emulator, tmp_path: Path) -> Loader:
+    return Loader(emulator, tmp_path)
+
+
+def assert_matches_emulator(loader: Loader) -> None:
+    """The destination holds every task of the emulator once, each with its current status."""
+    expected = {
+        task["TaskId"]: task["Status"]
+        for task in loader.emulator.store.all_tasks()
+        if isinstance(task.get("TaskId"), str) and task["TaskId"]
+    }
+    counts = loader.query("SELECT count(*), count(DISTINCT task_id) FROM pull_record_tasks")
+    assert counts[0][0] == counts[0][1], "duplicate task_id rows"
+    loaded = {
+        row[0]: row[1] for row in loader.query("SELECT task_id, status FROM pull_record_tasks")
+    }
+    assert loaded.keys() == expected.keys()
+    stale = {
+        tid: (loaded[tid], status) for tid, status in expected.items() if loaded[tid] != status
+    }
+    assert not stale, f"stale statuses: {list(stale.items())[:5]}"
