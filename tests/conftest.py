@@ -71,6 +71,7 @@ class Loader:
 
     def source(self, **settings: Any) -> Any:
         settings.setdefault("max_attempts", 3)
+        settings.setdefault("backoff_seconds", 0.05)
         return volcengine_live_source(
             credentials=credentials(),
             endpoint=self.emulator.endpoint,

@@ -63,6 +63,7 @@ def volcengine_live_source(
     max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
     request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT,
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: float = settings.DEFAULT_BACKOFF_SECONDS,
     max_rescans: int = settings.DEFAULT_MAX_RESCANS,
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
@@ -81,6 +82,8 @@ def volcengine_live_source(
         max_concurrency: pages in flight at once.
         request_timeout: seconds to wait for one response.
         max_attempts: tries per page for transient faults.
+        backoff_seconds: first wait before a retry; doubles per attempt (jittered), at most
+            30 s, or what the server's ``Retry-After`` asks.
         max_rescans: extra full passes when the list changes during a pass.
     """
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
@@ -111,6 +114,7 @@ def volcengine_live_source(
             service=settings.SERVICE,
             request_timeout=float(request_timeout),
             max_attempts=max(1, int(max_attempts)),
+            backoff_seconds=max(0.0, float(backoff_seconds)),
             requests_per_second=float(requests_per_second) if requests_per_second else None,
             max_concurrency=max(1, int(max_concurrency)),
         ),
