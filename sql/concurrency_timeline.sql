@@ -28,7 +28,7 @@ SET schema = 'volcengine_live_dataset';
 SET TimeZone = 'Asia/Shanghai';
 
 WITH clock AS (
-    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, date_trunc('second', now())) AS as_of
 ),
 recorded AS (
     SELECT

@@ -46,7 +46,7 @@ SET VARIABLE volcengine_live_flagged_query = (
 );
 
 WITH clock AS (
-    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, date_trunc('second', now())) AS as_of
 ),
 known (status, status_code) AS (
     VALUES ('停用', 'stopped'), ('未开始', 'not_started'), ('生效中', 'recording'),

@@ -21,7 +21,7 @@ SET schema = 'volcengine_live_dataset';
 SET TimeZone = 'Asia/Shanghai';
 
 WITH clock AS (
-    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, now()) AS as_of
+    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, date_trunc('second', now())) AS as_of
 ),
 done AS (
     SELECT load_id, inserted_at FROM _dlt_loads WHERE status = 0
