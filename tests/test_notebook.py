@@ -1,0 +1,208 @@
+"""The analysis notebook runs top to bottom on a freshly loaded dataset and draws every chart.
+
+The kernel is the interpreter running the tests (this venv), whatever kernels the machine has
+registered and whether or not the venv is activated: the test writes its own ``python3``
+kernelspec pointing at ``sys.executable`` and puts it first on ``JUPYTER_PATH``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "pull_record_tasks_analysis.ipynb"
+DATASET = "analysis_test_dataset"  # not the default: the notebook must use its parameter
+TASKS = 3000
+SEED = 20240310
+CHART_CELLS = 6
+
+STATUS_CODES = {
+    "停用": "stopped",
+    "未开始": "not_started",
+    "生效中": "recording",
+    "已结束": "finished",
+}
+
+
+def generated_tasks(count: int, seed: int, now: dt.datetime) -> list[dict[str, Any]]:
+    """Tasks shaped like the API's over the last three weeks and the next three days: statuses
+    follow the times, with a few malformed rows (end before start, no end, unknown status)."""
+    rng = random.Random(seed)
+    domains = {f"live{i}.example.com": ["live", "record", "event"][: 1 + i % 3] for i in range(6)}
+    rows = []
+    for n in range(count):
+        domain = rng.choice(list(domains))
+        start = now + dt.timedelta(seconds=rng.randint(-21 * 86400, 3 * 86400))
+        minutes = rng.choice([10, 30, 60, 90, 120, 180, 240, 480, 1500])
+        end: dt.datetime | None = start + dt.timedelta(minutes=minutes * rng.uniform(0.5, 1.5))
+        if end <= now:
+            status = "停用" if rng.random() < 0.1 else "已结束"
+        elif start <= now:
+            status = "停用" if rng.random() < 0.1 else "生效中"
+        else:
+            status = "未开始"
+        if n % 1000 == 1:
+            end = start - dt.timedelta(hours=1)
+        elif n % 1000 == 2:
+            end = None
+        elif n % 1000 == 3:
+            status = "暂停"
+        rows.append(
+            {
+                "task_id": f"task-{n:05d}",
+                "start_time": start.replace(microsecond=0),
+                "end_time": end and end.replace(microsecond=0),
+                "vhost": "vhost.example.com",
+                "domain": domain,
+                "app": rng.choice(domains[domain]),
+                "stream": f"stream-{rng.randint(1, 400)}",
+                "status": status,
+                "status_code": STATUS_CODES.get(status, "unknown"),
+            }
+        )
+    return rows
+
+
+def load_dataset(path: Path, pipelines_dir: Path) -> None:
+    """Load the dataset the notebook reads into the DuckDB file at ``path``."""
+    pipeline = dlt.pipeline(
+        pipeline_name="notebook_test",
+        destination=dlt.destinations.duckdb(str(path)),
+        dataset_name=DATASET,
+        pipelines_dir=str(pipelines_dir),
+    )
+    # TODO: load through the real source against the emulator once it has landed:
+    #   with Emulator(tasks=TASKS, seed=SEED, access_key_id=..., secret_access_key=...) as emu:
+    #       pipeline.run(volcengine_live_source(endpoint=emu.endpoint, credentials=...))
+    now = dt.datetime.now(dt.timezone.utc)
+    pipeline.run(
+        generated_tasks(TASKS, SEED, now),
+        table_name="pull_record_tasks",
+        write_disposition="merge",
+        primary_key="task_id",
+        loader_file_format="parquet",
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("notebook")
+    path = tmp / "volcengine_live.duckdb"
+    load_dataset(path, tmp / "pipelines")
+    with duckdb.connect(str(path), read_only=True) as con:
+        loaded = con.execute(f"SELECT count(*) FROM {DATASET}.pull_record_tasks").fetchone()[0]
+    assert loaded == TASKS
+    return path
+
+
+@pytest.fixture
+def kernel_from_this_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``python3`` kernelspec that runs this interpreter, ahead of any other on the path."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [
+            sys.executable,
+            "-Xfrozen_modules=off",
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ],
+        "display_name": "Python 3 (tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return "python3"
+
+
+def execute(notebook: Path, kernel_name: str, cwd: Path, **parameters: Any) -> Any:
+    """Run the notebook in ``cwd`` with ``parameters`` injected after its parameters cell."""
+    nb = nbformat.read(notebook, as_version=4)
+    (index,) = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if parameters:
+        source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+        injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+        nb.cells.insert(index + 1, injected)
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel_name,
+        timeout=120,
+        startup_timeout=60,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    client.execute()  # raises CellExecutionError on the first cell that fails
+    return nb
+
+
+def images(cell: Any) -> int:
+    return sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+def test_notebook_is_stored_without_outputs() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert code[0].metadata.get("tags") == ["parameters"]
+    assert 'duckdb_path = "../volcengine_live.duckdb"' in code[0].source
+    assert 'dataset_name = "volcengine_live_dataset"' in code[0].source
+    assert sum("chart" in c.metadata.get("tags", []) for c in code) == CHART_CELLS
+
+
+def test_notebook_runs_and_draws_every_chart(dataset: Path, kernel_from_this_venv: str) -> None:
+    nb = execute(
+        NOTEBOOK,
+        kernel_from_this_venv,
+        cwd=NOTEBOOK.parent,
+        duckdb_path=str(dataset),
+        dataset_name=DATASET,
+    )
+    charts = [c for c in nb.cells if "chart" in c.metadata.get("tags", [])]
+    assert len(charts) == CHART_CELLS
+    for cell in charts:
+        assert images(cell) == 1, cell.source
+    assert sum(images(c) for c in nb.cells) == CHART_CELLS
+    errors = [
+        out
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.output_type == "error" or (out.output_type == "stream" and out.name == "stderr")
+    ]
+    assert errors == []
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "duplicate task_ids: 0 (must be 0)" in printed
+
+
+def test_notebook_finds_the_default_file_from_the_repo_root(
+    dataset: Path, kernel_from_this_venv: str, tmp_path: Path
+) -> None:
+    """Default parameters, run from the repo root rather than notebooks/: ../volcengine_live.duckdb
+    is resolved against the notebook's folder."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "sql", repo / "sql")
+    (repo / "notebooks").mkdir()
+    shutil.copy(NOTEBOOK, repo / "notebooks")
+    with duckdb.connect(str(repo / "volcengine_live.duckdb")) as con:
+        con.execute(f"ATTACH '{dataset}' AS source (READ_ONLY)")
+        con.execute("CREATE SCHEMA volcengine_live_dataset")
+        for table in ("pull_record_tasks", "_dlt_loads"):
+            con.execute(
+                f"CREATE TABLE volcengine_live_dataset.{table} AS FROM source.{DATASET}.{table}"
+            )
+    nb = execute(repo / "notebooks" / NOTEBOOK.name, kernel_from_this_venv, cwd=repo)
+    assert sum(images(c) for c in nb.cells) == CHART_CELLS
