@@ -7,9 +7,7 @@ kernelspec pointing at ``sys.executable`` and puts it first on ``JUPYTER_PATH``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +19,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live_emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Emulator
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "pull_record_tasks_analysis.ipynb"
 DATASET = "analysis_test_dataset"  # not the default: the notebook must use its parameter
@@ -28,72 +29,21 @@ TASKS = 3000
 SEED = 20240310
 CHART_CELLS = 6
 
-STATUS_CODES = {
-    "停用": "stopped",
-    "未开始": "not_started",
-    "生效中": "recording",
-    "已结束": "finished",
-}
-
-
-def generated_tasks(count: int, seed: int, now: dt.datetime) -> list[dict[str, Any]]:
-    """Tasks shaped like the API's over the last three weeks and the next three days: statuses
-    follow the times, with a few malformed rows (end before start, no end, unknown status)."""
-    rng = random.Random(seed)
-    domains = {f"live{i}.example.com": ["live", "record", "event"][: 1 + i % 3] for i in range(6)}
-    rows = []
-    for n in range(count):
-        domain = rng.choice(list(domains))
-        start = now + dt.timedelta(seconds=rng.randint(-21 * 86400, 3 * 86400))
-        minutes = rng.choice([10, 30, 60, 90, 120, 180, 240, 480, 1500])
-        end: dt.datetime | None = start + dt.timedelta(minutes=minutes * rng.uniform(0.5, 1.5))
-        if end <= now:
-            status = "停用" if rng.random() < 0.1 else "已结束"
-        elif start <= now:
-            status = "停用" if rng.random() < 0.1 else "生效中"
-        else:
-            status = "未开始"
-        if n % 1000 == 1:
-            end = start - dt.timedelta(hours=1)
-        elif n % 1000 == 2:
-            end = None
-        elif n % 1000 == 3:
-            status = "暂停"
-        rows.append(
-            {
-                "task_id": f"task-{n:05d}",
-                "start_time": start.replace(microsecond=0),
-                "end_time": end and end.replace(microsecond=0),
-                "vhost": "vhost.example.com",
-                "domain": domain,
-                "app": rng.choice(domains[domain]),
-                "stream": f"stream-{rng.randint(1, 400)}",
-                "status": status,
-                "status_code": STATUS_CODES.get(status, "unknown"),
-            }
-        )
-    return rows
-
 
 def load_dataset(path: Path, pipelines_dir: Path) -> None:
-    """Load the dataset the notebook reads into the DuckDB file at ``path``."""
+    """Load the dataset the notebook reads into the DuckDB file at ``path``: the project's
+    source reading the emulator's seeded task list, as a user's first run would."""
     pipeline = dlt.pipeline(
         pipeline_name="notebook_test",
         destination=dlt.destinations.duckdb(str(path)),
         dataset_name=DATASET,
         pipelines_dir=str(pipelines_dir),
     )
-    # TODO: load through the real source against the emulator once it has landed:
-    #   with Emulator(tasks=TASKS, seed=SEED, access_key_id=..., secret_access_key=...) as emu:
-    #       pipeline.run(volcengine_live_source(endpoint=emu.endpoint, credentials=...))
-    now = dt.datetime.now(dt.timezone.utc)
-    pipeline.run(
-        generated_tasks(TASKS, SEED, now),
-        table_name="pull_record_tasks",
-        write_disposition="merge",
-        primary_key="task_id",
-        loader_file_format="parquet",
-    )
+    credentials = VolcengineCredentials()
+    credentials.access_key_id = DEFAULT_ACCESS_KEY_ID
+    credentials.secret_access_key = DEFAULT_SECRET_ACCESS_KEY
+    with Emulator(tasks=TASKS, seed=SEED, rate_limit=None) as emu:
+        pipeline.run(volcengine_live_source(endpoint=emu.endpoint, credentials=credentials))
 
 
 @pytest.fixture(scope="module")
