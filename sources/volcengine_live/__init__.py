@@ -186,9 +186,11 @@ def pull_record_tasks(
     started = time.monotonic()
 
     def pages(select: Callable[[pa.Table], pa.Table]) -> Iterator[Any]:
-        """One pass over the list: the selected tasks and every reject, page by page."""
+        """One pass over the list: the selected tasks in batches, and every reject."""
         scan = client.scan(page_size)
         counts["scans"] += 1
+        batch: list[pa.Table] = []
+        batched_rows = 0
         for page in scan:
             seen_at = datetime.fromtimestamp(page.fetched_at, timezone.utc)
             converted = tasks_to_arrow(page.tasks, seen_at, page.page_num)
@@ -198,9 +200,15 @@ def pull_record_tasks(
             selected = select(converted.tasks)
             if selected.num_rows:
                 counts["rows_written"] += selected.num_rows
-                yield selected
+                batch.append(selected)
+                batched_rows += selected.num_rows
+            if batched_rows >= BATCH_ROWS:
+                yield _concat(batch)
+                batch, batched_rows = [], 0
             if converted.rejects:
                 yield _rejects_item(converted.rejects)
+        if batch:
+            yield _concat(batch)
         reports.append(scan.report)
 
     reports: list[ScanReport] = []
@@ -233,6 +241,16 @@ def pull_record_tasks(
         metrics.update(counts)
         metrics.update(client.stats.as_dict())
         client.close()
+
+
+BATCH_ROWS = 25_000
+"""Rows per item handed to dlt. dlt spends several milliseconds on each item (schema
+inference and hints), so pages are gathered into batches; 25,000 rows is a few MB."""
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table from pages whose extra columns (new API fields) may differ."""
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
 
 def _rejects_item(rejects: list[dict[str, Any]]) -> Any:
