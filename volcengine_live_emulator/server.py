@@ -66,15 +66,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
     def _dispatch(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY:
+        body = self._read_body()
+        if body is None:
             self.close_connection = True
-            self._write(Response(400, b"bad Content-Length", content_type="text/plain"))
+            self._write(Response(400, b"bad request body framing", content_type="text/plain"))
             return
-        body = self.rfile.read(length) if length else b""
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), value)
@@ -88,6 +84,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = Response(500, _BUG_BODY)
         self._write(response)
+
+    def _read_body(self) -> bytes | None:
+        """The whole request body (Content-Length or chunked), or None if it is unreadable.
+        Read even for requests that will be refused, so keep-alive stays in step."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts: list[bytes] = []
+            size = 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    chunk = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    return None
+                if chunk == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                size += chunk
+                if size > _MAX_BODY:
+                    return None
+                parts.append(self.rfile.read(chunk))
+                self.rfile.readline(1024)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        if not 0 <= length <= _MAX_BODY:
+            return None
+        return self.rfile.read(length) if length else b""
 
     def _write(self, response: Response) -> None:
         if response.drop == "reset":
