@@ -22,6 +22,7 @@ from .emulator import (
     Emulator,
 )
 from .faults import ENVELOPE_KINDS, OTHER_KINDS
+from .store import DEFAULT_CACHE_ROWS
 
 
 def _rate(value: str) -> float | None:
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="SPEC", help="queue a fault (repeatable)"
     )
     parser.add_argument("--fault-seed", type=int, help="seed of probabilistic faults")
+    parser.add_argument(
+        "--cache-rows",
+        type=int,
+        default=DEFAULT_CACHE_ROWS,
+        help=f"serialised rows kept in memory (default {DEFAULT_CACHE_ROWS:,}, ~290 B each)",
+    )
     return parser
 
 
@@ -115,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after=args.retry_after,
         now=args.now,
         fault_seed=args.fault_seed,
+        cache_rows=args.cache_rows,
     )
     for access_key_id, secret, token in args.credential:
         emulator.add_credentials(access_key_id, secret, token)
