@@ -1,0 +1,324 @@
+"""End to end: the ``volcengine-live`` command against the emulator, over real HTTP, into real
+DuckDB files. Each test runs in its own directory so a developer's ``.dlt/secrets.toml`` and
+``VOLC_*`` variables play no part."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import dlt
+import duckdb
+import pytest
+
+from volcengine_live import MISSING_CREDENTIALS, volcengine_live_source
+from volcengine_live_emulator import Emulator
+from volcengine_live_pipeline import EXIT_LOCKED, main, pipeline_lock
+
+ACCESS_KEY = "AKLTcliTestKey0001"
+SECRET = "cli-test-secret-9f8e7d6c5b4a"  # must never appear in any output
+TASKS = 1200
+PIPELINE = "volcengine_live"
+DATASET = "volcengine_live_dataset"
+SCRIPT = Path(sys.executable).with_name("volcengine-live")
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(
+        tasks=TASKS, seed=11, access_key_id=ACCESS_KEY, secret_access_key=SECRET, latency=0.0
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cwd = tmp_path; no credentials or settings from the developer's environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    for name in list(os.environ):
+        if name.startswith(("SOURCES__", "VOLC_", "DESTINATION__")) or name == "RUNTIME__LOG_LEVEL":
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.fixture
+def configured(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The source pointed at the emulator, credentials in the environment, the dlt way."""
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emu.endpoint)
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET)
+    return emu
+
+
+class Run(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+    def written(self) -> int:
+        """Rows loaded into pull_record_tasks, from the summary."""
+        found = re.search(r"pull_record_tasks (\d+) rows", self.out)
+        return int(found.group(1)) if found else 0
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
+    """``main`` in-process with isolated state; the secret must appear nowhere."""
+    if "--pipelines-dir" not in args:
+        args = (*args, "--pipelines-dir", str(Path.cwd() / "pipelines"))
+    code = main([*args, "--progress", "none"])
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+    return Run(code, out, err)
+
+
+def table_ids(database: str = "volcengine_live.duckdb", dataset: str = DATASET) -> list[str]:
+    with duckdb.connect(database, read_only=True) as con:
+        rows = con.execute(f"SELECT task_id FROM {dataset}.pull_record_tasks").fetchall()
+    return [row[0] for row in rows]
+
+
+def start_of(task: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(task["StartTime"].replace("Z", "+00:00"))
+
+
+def test_first_run_loads_everything_as_parquet_and_second_run_is_incremental(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = cli(capsys, "--page-size", "100")
+    assert first.code == 0, first.err
+    expected = {task["TaskId"] for task in configured.store.all_tasks()}
+    ids = table_ids()
+    assert len(ids) == len(expected) == TASKS
+    assert set(ids) == expected
+    assert first.written() == TASKS
+    assert f"Tasks: {TASKS} new, 0 updated; {TASKS} in the table" in first.out
+    assert f"Read: {TASKS} rows in 1 pass(es)" in first.out
+    assert f"API: {configured.stats.requests} requests, 0 retries" in first.out
+    assert "Query: duckdb volcengine_live.duckdb -c" in first.out
+    # Arrow in, Parquet out: dlt's choice for Arrow items, not forced, and it must hold.
+    pipeline = dlt.attach(PIPELINE, pipelines_dir=str(Path.cwd() / "pipelines"))
+    assert pipeline.last_trace is not None and pipeline.last_trace.last_load_info is not None
+    jobs = pipeline.last_trace.last_load_info.load_packages[0].jobs["completed_jobs"]
+    ours = [job for job in jobs if job.job_file_info.table_name == "pull_record_tasks"]
+    data_files = {job.job_file_info.file_format for job in ours} - {"sql"}  # "sql": the merge
+    assert data_files == {"parquet"}
+
+    added = configured.store.create_task()
+    second = cli(capsys, "--page-size", "100")
+    assert second.code == 0, second.err
+    assert 0 < second.written() < first.written()
+    assert f"Tasks: 1 new, {second.written() - 1} updated; {TASKS + 1} in the table" in second.out
+    assert f"Read: {TASKS + 1} rows" in second.out
+    assert added["TaskId"] in table_ids()
+
+
+def test_since_until_backfills_exactly_the_range(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tasks = list(configured.store.all_tasks())
+    starts = sorted(start_of(task) for task in tasks)
+    since, until = starts[len(starts) // 4], starts[len(starts) // 2]
+    in_range = {task["TaskId"] for task in tasks if since <= start_of(task) < until}
+    assert 0 < len(in_range) < TASKS
+    run = cli(capsys, "--since", since.isoformat(), "--until", until.isoformat())
+    assert run.code == 0, run.err
+    ids = table_ids()
+    assert set(ids) == in_range and len(ids) == len(in_range)
+    assert "backfill: incremental state unchanged" in run.out
+
+    # --until alone backfills from the beginning.
+    run = cli(capsys, "--until", since.isoformat())
+    assert run.code == 0, run.err
+    assert set(table_ids()) == in_range | {t["TaskId"] for t in tasks if start_of(t) < since}
+    # The backfills left the state alone: the first regular run still loads everything.
+    run = cli(capsys)
+    assert run.code == 0, run.err
+    assert run.written() == TASKS and len(table_ids()) == TASKS
+
+
+def test_since_alone_backfills_up_to_now(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(days=3)
+    expected = {
+        task["TaskId"] for task in configured.store.all_tasks() if since <= start_of(task) < now
+    }
+    assert expected
+    run = cli(capsys, "--since", since.isoformat())
+    assert run.code == 0, run.err
+    assert set(table_ids()) == expected
+
+
+def test_full_refresh_reloads_from_scratch(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys).code == 0
+    gone = next(iter(configured.store.all_tasks()))["TaskId"]
+    configured.store.delete_task(gone)
+    run = cli(capsys, "--full-refresh")
+    assert run.code == 0, run.err
+    ids = table_ids()
+    assert gone not in ids and len(ids) == TASKS - 1
+    assert f"Tasks: {TASKS - 1} new, 0 updated" in run.out
+
+
+def test_a_new_pipelines_dir_restores_the_state_from_the_destination(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "--pipelines-dir", "first").code == 0
+    run = cli(capsys, "--pipelines-dir", "second")  # e.g. a fresh container under cron
+    assert run.code == 0, run.err
+    assert 0 < run.written() < TASKS
+    assert f"Tasks: 0 new, {run.written()} updated; {TASKS} in the table" in run.out
+
+
+def test_a_load_left_pending_is_finished_before_reading_again(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys).code == 0
+    pipeline = dlt.pipeline(
+        PIPELINE,
+        destination=dlt.destinations.duckdb("volcengine_live.duckdb"),
+        dataset_name=DATASET,
+        pipelines_dir=str(Path.cwd() / "pipelines"),
+    )
+    added = configured.store.create_task()
+    pipeline.extract(volcengine_live_source())  # as if the run had died before loading
+    run = cli(capsys)
+    assert run.code == 0, run.err
+    assert "Finished 1 load(s) left by an earlier failed run" in run.out
+    assert f"{TASKS + 1} in the table" in run.out
+    assert added["TaskId"] in table_ids()
+
+
+def test_demo_runs_as_a_console_script_without_credentials(tmp_path: Path) -> None:
+    assert SCRIPT.exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "VOLC_"))}
+    result = subprocess.run(
+        [str(SCRIPT), "--demo", "--pipelines-dir", str(tmp_path / "p")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Tasks: 5000 new, 0 updated; 5000 in the table" in result.stdout
+    assert 'Query: duckdb volcengine_live_demo.duckdb -c "SELECT' in result.stdout
+    assert len(table_ids("volcengine_live_demo.duckdb")) == 5000
+
+
+def test_missing_credentials_exit_2_naming_the_three_places(
+    emu: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emu.endpoint)
+    run = cli(capsys)
+    assert run.code == 2
+    assert MISSING_CREDENTIALS in run.err
+    for place in (".dlt/secrets.toml", "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__", "VOLC_ACCESSKEY"):
+        assert place in run.err
+    assert "Traceback" not in run.err
+    assert emu.stats.requests == 0
+
+
+def test_wrong_secret_fails_fast_with_exit_3(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", "wrong-secret")
+    started = time.monotonic()
+    run = cli(capsys)
+    assert time.monotonic() - started < 15
+    assert run.code == 3
+    assert "SignatureDoesNotMatch" in run.err and "secret_access_key" in run.err
+    assert "wrong-secret" not in run.out + run.err
+    assert "Traceback" not in run.err
+
+
+def test_billing_disabled_exit_3_says_to_enable_the_service(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured.faults.add("billing", times=None)
+    run = cli(capsys)
+    assert run.code == 3
+    assert "RequestForbidden.BillingStatus" in run.err and "Enable the service" in run.err
+    assert "Traceback" not in run.err
+
+
+def test_persistent_500s_exit_4_and_the_next_run_loads_everything(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__BACKOFF_SECONDS", "0.01")
+    configured.faults.add("internal_error", times=None)
+    run = cli(capsys)
+    assert run.code == 4
+    assert "failed 3 times" in run.err and "InternalError" in run.err and "max_attempts" in run.err
+    assert "Traceback" not in run.err
+    configured.faults.clear()
+    run = cli(capsys)
+    assert run.code == 0, run.err
+    assert f"Tasks: {TASKS} new" in run.out
+
+
+def test_destination_failure_exit_5(
+    configured: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "volcengine_live.duckdb").mkdir()  # DuckDB cannot open a directory
+    run = cli(capsys)
+    assert run.code == 5
+    assert "The destination failed" in run.err and "Traceback" not in run.err
+
+
+def test_debug_prints_the_traceback_but_never_the_secret(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "--log-level", "debug").code == 0  # cli() asserts the secret is absent
+    configured.faults.add("access_denied", times=None)
+    run = cli(capsys, "--log-level", "debug")
+    assert run.code == 3
+    assert "Traceback" in run.err and "live:ListPullRecordTask" in run.err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, "--since", "yesterday").code == 2
+    assert cli(capsys, "--since", "2024-02-01", "--until", "2024-01-01").code == 2
+    assert cli(capsys, "--page-size", "501").code == 2
+
+
+def test_a_second_concurrent_run_exits_with_the_lock_code(
+    configured: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipelines = str(tmp_path / "pipelines")
+    with pipeline_lock(pipelines, PIPELINE, wait=0):
+        result = subprocess.run(
+            [sys.executable, "-m", "volcengine_live_pipeline", "--pipelines-dir", pipelines],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == EXIT_LOCKED == 75
+    assert "in progress" in result.stderr and "Traceback" not in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert not (tmp_path / "volcengine_live.duckdb").exists()
+
+    # --wait-for-lock waits for the holder to let go, then runs.
+    holder = contextlib.ExitStack()
+    holder.enter_context(pipeline_lock(pipelines, PIPELINE, wait=0))
+    threading.Timer(1.0, holder.close).start()
+    started = time.monotonic()
+    run = cli(capsys, "--wait-for-lock", "30")
+    assert run.code == 0, run.err
+    assert time.monotonic() - started >= 0.9
