@@ -683,3 +683,51 @@ def test_the_reject_table_is_not_created_when_every_record_is_good(loader: Loade
     tables = {row[0] for row in loader.query("SELECT table_name FROM information_schema.tables")}
     assert "pull_record_tasks" in tables
     assert "pull_record_task_rejects" not in tables
+
+
+# ------------------------------------------------------------- 5. the list moves mid-pass
+
+
+def create_when_page_2_is_read(loader: Loader) -> Any:
+    """A task created while a pass is reading: TotalCount moves under the scan."""
+    created: list[str] = []
+
+    def hook(page_num: int) -> None:
+        if page_num == 2 and not created:
+            created.append(create_recent(loader))
+
+    return created, loader.emulator.on_request(hook)
+
+
+def test_a_task_created_during_a_pass_is_loaded_by_a_second_pass(loader: Loader) -> None:
+    loader.run(page_size=PAGE_SIZE)
+    created, remove = create_when_page_2_is_read(loader)
+    try:
+        metrics = loader.run(page_size=PAGE_SIZE)
+    finally:
+        remove()
+    assert metrics["scans"] >= 2  # 2 passes (+1 for late days: see the xfail below)
+    assert created and created[0] in loader.rows()
+    assert_matches_emulator(loader)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="incremental.py WritePlan._observe/_fingerprint accumulate over every pass of a "
+    "run: after a re-read pass each day's fingerprint counts its tasks twice (and XORs them "
+    "away), so that run and the next find every day below the window changed and rewrite "
+    "them all in an extra pass",
+)
+def test_a_re_read_pass_does_not_make_runs_rewrite_every_day(loader: Loader) -> None:
+    loader.run(page_size=PAGE_SIZE)
+    loader.run(page_size=PAGE_SIZE)  # steady state: no late days
+    _created, remove = create_when_page_2_is_read(loader)
+    try:
+        moved = loader.run(page_size=PAGE_SIZE)
+    finally:
+        remove()
+    unchanged = loader.run(page_size=PAGE_SIZE)
+    assert_matches_emulator(loader)
+    # Nothing changed below the window in either run: no day to re-read, no third pass.
+    assert (moved["scans"], moved["late_days"]) == (2, 0)
+    assert (unchanged["scans"], unchanged["late_days"]) == (1, 0)
