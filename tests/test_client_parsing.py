@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from array import array
 
 import pytest
 
-from volcengine_live.client import RateLimiter, parse_page, validate_endpoint
+from volcengine_live.client import RateLimiter, distinct_count, parse_page, validate_endpoint
 from volcengine_live.errors import (
     ApiError,
     ConfigurationError,
@@ -139,3 +140,10 @@ def test_rate_limiter_halves_on_429_and_recovers() -> None:
     for _ in range(100):
         limiter.succeeded()
     assert limiter.rate == 40.0
+
+
+@pytest.mark.parametrize(
+    "values", [[], [7], [1, 2, 3, 3, -5, 2**62], [4, 4, 4], list(range(1000)) * 2]
+)
+def test_distinct_count(values: list[int]) -> None:
+    assert distinct_count(array("q", values)) == len(set(values))

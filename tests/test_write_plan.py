@@ -41,11 +41,14 @@ def test_first_run_writes_everything_and_cursor_stops_at_now() -> None:
         task("old", NOW - timedelta(days=300)),
         task("recent", NOW - timedelta(hours=1)),
         task("next-year", NOW + timedelta(days=365), "未开始"),
+        task("old-recording", NOW - timedelta(days=3), "生效中"),
     )
-    assert ids(plan.select(rows)) == {"old", "recent", "next-year"}
+    assert ids(plan.select(rows)) == {"old", "recent", "next-year", "old-recording"}
     state = plan.next_state()
     assert state.cursor == NOW - timedelta(hours=1)
-    assert state.open_task_ids == {"next-year"}
+    # Only open tasks starting before the next window need remembering: the scheduled
+    # one is inside the window (it starts after the cursor) and is written anyway.
+    assert state.open_task_ids == {"old-recording"}
 
 
 def test_later_run_writes_window_open_and_previously_open_only() -> None:

@@ -395,10 +395,14 @@ class ScanReport:
 
 
 def distinct_count(hashes: array[int]) -> int:
-    """Distinct values in ``hashes``, counted in Arrow (no Python set of a million ints)."""
-    if not hashes:
-        return 0
-    return int(pc.count_distinct(pa.array(hashes, pa.int64())).as_py())
+    """Distinct values in ``hashes``, by sorting in Arrow: about 3 bytes of scratch per
+    byte of input, where a Python set or Arrow's hash-based count takes ten times that."""
+    if len(hashes) < 2:
+        return len(hashes)
+    values = pa.Array.from_buffers(pa.int64(), len(hashes), [None, pa.py_buffer(hashes)])
+    ordered = pc.take(values, pc.array_sort_indices(values))
+    changes = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    return 1 + int(pc.sum(changes).as_py() or 0)
 
 
 class Scan:

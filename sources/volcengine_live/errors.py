@@ -96,7 +96,8 @@ class ApiError(VolcengineLiveError):
 
     def __str__(self) -> str:
         where = f" (request id {self.request_id})" if self.request_id else ""
-        text = f"Volcengine API error {self.code} (HTTP {self.http_status}){where}: {self.message}"
+        message = self.message.rstrip(" .")
+        text = f"Volcengine API error {self.code} (HTTP {self.http_status}){where}: {message}"
         return f"{text}. {self.hint}" if self.hint else text
 
 

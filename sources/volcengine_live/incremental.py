@@ -7,7 +7,9 @@ incremental is what gets *written*. A task is written when
 * it is open: its status may still change (not started, recording, or a status this
   source does not know), or its StartTime could not be read;
 * it was open at the last run: its final status must replace the old one, however old
-  its StartTime.
+  its StartTime. (Only open tasks that start before the next run's window need
+  remembering; the others are written by the window anyway. That keeps the state small
+  when many tasks are scheduled ahead.)
 
 The cursor is the highest StartTime seen that is not in the future, so a task scheduled
 for next year does not hide the tasks created after it with an earlier StartTime. The
@@ -15,7 +17,7 @@ window starts at midnight (UTC) of ``cursor - lookback``, so every day is either
 written or wholly checked:
 
 * a safety net covers the days below the window. For each day the state keeps a
-  fingerprint (count and CRC-32 XOR of TaskId, Status, StartTime, EndTime) of its settled
+  fingerprint (count and sum of CRC-32s of TaskId, Status, StartTime, EndTime) of its settled
   tasks. A day whose settled tasks no longer match it (a task created late with an old
   StartTime, a settled task that changed or was deleted) is read and written again in a
   second pass, so a back-dated task is not hidden behind the cursor.
@@ -33,6 +35,7 @@ import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -48,7 +51,7 @@ DAY_US = 86_400_000_000
 """Microseconds in a day: fingerprints are kept per UTC day of StartTime."""
 
 Fingerprint = tuple[int, int]
-"""(number of tasks, XOR of their CRC-32s)."""
+"""(number of tasks, sum of their CRC-32s)."""
 
 
 def to_utc(value: datetime | str | None) -> datetime | None:
@@ -107,10 +110,16 @@ class WritePlan:
     since: datetime | None = None
     until: datetime | None = None
     _max_start: datetime | None = field(default=None, init=False)
-    _open: set[str] = field(default_factory=set, init=False)
+    _open: dict[str, int | None] = field(default_factory=dict, init=False)
+    """Open tasks that may start before the next run's window: TaskId -> StartTime (µs)."""
     _settled_now: dict[int, list[int]] = field(default_factory=dict, init=False)
     _settled_before: dict[int, list[int]] = field(default_factory=dict, init=False)
     """Fingerprints of settled tasks that were settled at the last run too."""
+
+    @cached_property
+    def _previously_open(self) -> pa.Array:
+        """The last run's open TaskIds as an Arrow set, built once per run, not per page."""
+        return pa.array(sorted(self.previous.open_task_ids), pa.string())
 
     @property
     def is_backfill(self) -> bool:
@@ -136,10 +145,7 @@ class WritePlan:
             in_window = pc.greater_equal(starts, _scalar(self.window_start))
             must_write = pc.or_kleene(in_window, self._open_mask(tasks))
             if self.previous.open_task_ids:
-                was_open = pc.is_in(
-                    tasks.column("task_id"),
-                    value_set=pa.array(sorted(self.previous.open_task_ids), pa.string()),
-                )
+                was_open = pc.is_in(tasks.column("task_id"), value_set=self._previously_open)
                 must_write = pc.or_kleene(must_write, was_open)
             mask = pc.and_kleene(mask, pc.fill_null(must_write, True))
         return tasks.filter(pc.fill_null(mask, True))
@@ -169,25 +175,44 @@ class WritePlan:
         if latest is not None and (self._max_start is None or latest > self._max_start):
             self._max_start = latest
         open_mask = self._open_mask(tasks)
-        self._open.update(pc.filter(tasks.column("task_id"), open_mask).to_pylist())
+        # The next window starts no later than midnight of (now - lookback): an open task
+        # starting after that will be written next run anyway and need not be remembered.
+        may_precede_window = pc.fill_null(
+            pc.less(starts, _scalar(_midnight(self.run_started_at - self.lookback))), True
+        )
+        remember = tasks.filter(pc.and_(open_mask, may_precede_window))
+        self._open.update(
+            zip(
+                remember.column("task_id").to_pylist(),
+                remember.column("start_time").cast(pa.int64()).to_pylist(),
+                strict=True,
+            )
+        )
         self._fingerprint(tasks.filter(pc.invert(open_mask)))
 
     def _fingerprint(self, settled: pa.Table) -> None:
-        was_open = self.previous.open_task_ids
-        starts = settled.column("start_time").cast(pa.int64()).to_pylist()
-        ends = settled.column("end_time").cast(pa.int64()).to_pylist()
-        ids = settled.column("task_id").to_pylist()
-        statuses = settled.column("status").to_pylist()
-        for task_id, status, start, end in zip(ids, statuses, starts, ends, strict=True):
-            day = start // DAY_US
-            crc = zlib.crc32(f"{task_id}\x1f{status}\x1f{start}\x1f{end}".encode())
-            now = self._settled_now.setdefault(day, [0, 0])
-            now[0] += 1
-            now[1] ^= crc
-            if task_id not in was_open:
-                before = self._settled_before.setdefault(day, [0, 0])
-                before[0] += 1
-                before[1] ^= crc
+        """Add settled tasks to their day's fingerprint: count and sum of CRC-32s of
+        TaskId, Status, StartTime and EndTime (an order-free digest of the day's tasks)."""
+        if settled.num_rows == 0:
+            return
+        starts = settled.column("start_time").cast(pa.int64())
+        ends = settled.column("end_time").cast(pa.int64())
+        keys = pc.binary_join_element_wise(
+            settled.column("task_id"),
+            pc.fill_null(settled.column("status"), ""),
+            pc.cast(starts, pa.string()),
+            pc.fill_null(pc.cast(ends, pa.string()), ""),
+            "\x1f",
+        )
+        crcs = pa.array([zlib.crc32(key) for key in keys.cast(pa.binary()).to_pylist()])
+        days = pc.divide(starts, DAY_US)
+        _accumulate(self._settled_now, days, crcs)
+        if self.previous.open_task_ids:
+            settled_before = pc.invert(
+                pc.is_in(settled.column("task_id"), value_set=self._previously_open)
+            )
+            days, crcs = pc.filter(days, settled_before), pc.filter(crcs, settled_before)
+        _accumulate(self._settled_before, days, crcs)
 
     def changed_days(self) -> set[int]:
         """Days below the window whose settled tasks differ from the last run's: they hold a
@@ -219,11 +244,38 @@ class WritePlan:
         if self.is_backfill:
             return self.previous
         candidates = [c for c in (self.previous.cursor, self._max_start) if c is not None]
+        cursor = max(candidates) if candidates else None
+        if cursor is None:
+            open_ids = frozenset(self._open)
+        else:
+            next_window = int(_midnight(cursor - self.lookback).timestamp() * 1_000_000)
+            open_ids = frozenset(
+                task_id
+                for task_id, start in self._open.items()
+                if start is None or start < next_window
+            )
         return CursorState(
-            cursor=max(candidates) if candidates else None,
-            open_task_ids=frozenset(self._open),
+            cursor=cursor,
+            open_task_ids=open_ids,
             settled_days={day: (fp[0], fp[1]) for day, fp in self._settled_now.items()},
         )
+
+
+def _accumulate(fingerprints: dict[int, list[int]], days: Any, crcs: Any) -> None:
+    grouped = (
+        pa.table({"day": days, "crc": crcs})
+        .group_by("day")
+        .aggregate([("crc", "count"), ("crc", "sum")])
+    )
+    for day, count, total in zip(
+        grouped.column("day").to_pylist(),
+        grouped.column("crc_count").to_pylist(),
+        grouped.column("crc_sum").to_pylist(),
+        strict=True,
+    ):
+        fingerprint = fingerprints.setdefault(day, [0, 0])
+        fingerprint[0] += count
+        fingerprint[1] += total
 
 
 def _midnight(moment: datetime) -> datetime:

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 KNOWN_FIELDS = ("TaskId", "StartTime", "EndTime", "Vhost", "Domain", "App", "Stream", "Status")
 _TEXT_FIELDS = ("Vhost", "Domain", "App", "Stream", "Status")
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+_KNOWN_STRUCT = pa.struct([(name, pa.string()) for name in KNOWN_FIELDS])
+_STATUS_VALUES = pa.array(list(STATUS_CODES), pa.string())
+_STATUS_CODE_VALUES = pa.array(list(STATUS_CODES.values()), pa.string())
 
 REJECT_COLUMNS: dict[str, pa.DataType] = {
     "reject_id": pa.string(),
@@ -55,6 +58,16 @@ def status_code(status: Any) -> str:
     return UNKNOWN_STATUS_CODE
 
 
+def status_codes(statuses: pa.Array) -> pa.Array:
+    """:func:`status_code` for a whole column, in Arrow; warns once per unknown value."""
+    positions = pc.index_in(statuses, value_set=_STATUS_VALUES)
+    codes = pc.fill_null(pc.take(_STATUS_CODE_VALUES, positions), UNKNOWN_STATUS_CODE)
+    if positions.null_count:
+        for unknown in pc.unique(pc.filter(statuses, pc.is_null(positions))).to_pylist():
+            status_code(unknown)
+    return codes
+
+
 def snake_case(name: str) -> str:
     """``StartTime`` -> ``start_time``, for fields the API adds later."""
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
@@ -79,16 +92,55 @@ def parse_time(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
-def _time_column(values: Sequence[Any]) -> tuple[pa.Array, list[datetime | None] | None]:
+def _time_column(values: pa.Array | list[Any]) -> tuple[pa.Array, list[datetime | None] | None]:
     """Arrow timestamps for ``values``; the Python values too when some had to be parsed
     one by one (the fast vectorised cast refuses the whole page on one bad value)."""
-    if all(isinstance(v, str) for v in values):
-        try:
-            return pa.array(values, pa.string()).cast(TIMESTAMP_TYPE), None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    parsed = [parse_time(v) for v in values]
+    try:
+        strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        return strings.cast(TIMESTAMP_TYPE), None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    raw = values.to_pylist() if isinstance(values, pa.Array) else values
+    parsed = [parse_time(v) for v in raw]
     return pa.array(parsed, TIMESTAMP_TYPE), parsed
+
+
+def _known_struct(tasks: list[Any]) -> pa.StructArray | None:
+    """The documented fields converted in C by Arrow, when every record is an object whose
+    values are strings or null (the usual page); ``None`` sends the page the careful way."""
+    try:
+        struct = pa.array(tasks, type=_KNOWN_STRUCT)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return struct if struct.null_count == 0 else None
+
+
+def _ids_usable(task_ids: pa.Array) -> bool:
+    return task_ids.null_count == 0 and not pc.any(pc.equal(task_ids, "")).as_py()
+
+
+def _set_aside_rejects(
+    records: list[Any], seen_at: datetime, page_nums: Sequence[int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    tasks: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for record, page_num in zip(records, page_nums, strict=True):
+        reason = _reject_reason(record)
+        if reason is None:
+            tasks.append(record)
+            continue
+        raw = json.dumps(record, ensure_ascii=False, default=str, sort_keys=True)
+        rejects.append(
+            {
+                # The same bad record is read on every run: one row per distinct record.
+                "reject_id": hashlib.blake2b(raw.encode(), digest_size=16).hexdigest(),
+                "reason": reason,
+                "raw_record": raw[:10_000],
+                "page_num": page_num,
+                "seen_at": seen_at,
+            }
+        )
+    return tasks, rejects
 
 
 def _row_issues(task: dict[str, Any], start: datetime | None, end: datetime | None) -> str:
@@ -132,7 +184,9 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _text_column(values: list[Any]) -> pa.Array:
+def _text_column(values: pa.Array | list[Any]) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
     try:
         return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -164,48 +218,47 @@ class ConvertedPage:
     flagged: int = 0
 
 
-def tasks_to_arrow(raw_tasks: Sequence[Any], seen_at: datetime, page_num: int) -> ConvertedPage:
-    """Convert one page of API records, keeping every record as a task or a reject."""
-    tasks: list[dict[str, Any]] = []
+def tasks_to_arrow(
+    raw_tasks: Sequence[Any], seen_at: datetime, page_num: int | Sequence[int]
+) -> ConvertedPage:
+    """Convert API records, keeping every record as a task or a reject. ``page_num`` is the
+    page all records came from, or each record's page."""
+    tasks = list(raw_tasks)
+    page_nums = [page_num] * len(tasks) if isinstance(page_num, int) else page_num
+    struct = _known_struct(tasks)
     rejects: list[dict[str, Any]] = []
-    for record in raw_tasks:
-        reason = _reject_reason(record)
-        if reason is None:
-            tasks.append(record)
-        else:
-            raw = json.dumps(record, ensure_ascii=False, default=str, sort_keys=True)
-            rejects.append(
-                {
-                    # The same bad record is read on every run: one row per distinct record.
-                    "reject_id": hashlib.blake2b(raw.encode(), digest_size=16).hexdigest(),
-                    "reason": reason,
-                    "raw_record": raw[:10_000],
-                    "page_num": page_num,
-                    "seen_at": seen_at,
-                }
-            )
-
-    starts, parsed_starts = _time_column([t.get("StartTime") for t in tasks])
-    ends, parsed_ends = _time_column([t.get("EndTime") for t in tasks])
+    if struct is None or not _ids_usable(struct.field("TaskId")):
+        tasks, rejects = _set_aside_rejects(tasks, seen_at, page_nums)
+        struct = _known_struct(tasks)
+    fields: dict[str, pa.Array | list[Any]] = (
+        {name: [t.get(name) for t in tasks] for name in KNOWN_FIELDS}
+        if struct is None
+        else {name: struct.field(name) for name in KNOWN_FIELDS}
+    )
+    starts, parsed_starts = _time_column(fields["StartTime"])
+    ends, parsed_ends = _time_column(fields["EndTime"])
     columns: dict[str, pa.Array] = {
-        "task_id": pa.array([t["TaskId"] for t in tasks], pa.string()),
+        "task_id": _text_column(fields["TaskId"]),
         "start_time": starts,
         "end_time": ends,
     }
     for name in _TEXT_FIELDS:
-        columns[name.lower()] = _text_column([t.get(name) for t in tasks])
-    columns["status_code"] = pa.array([status_code(t.get("Status")) for t in tasks], pa.string())
+        columns[name.lower()] = _text_column(fields[name])
+    columns["status_code"] = status_codes(columns["status"])
 
     issues: list[str | None] = [None] * len(tasks)
+    flagged = 0
     for row in _suspect_rows(columns):
         start = parsed_starts[row] if parsed_starts else _as_datetime(starts[row])
         end = parsed_ends[row] if parsed_ends else _as_datetime(ends[row])
         issues[row] = _row_issues(tasks[row], start, end) or None
-    flagged = sum(issue is not None for issue in issues)
-    columns["data_issues"] = pa.array(issues, pa.string())
-    columns["seen_at"] = pa.array([seen_at] * len(tasks), TIMESTAMP_TYPE)
+        flagged += issues[row] is not None
+    columns["data_issues"] = (
+        pa.array(issues, pa.string()) if flagged else pa.nulls(len(tasks), pa.string())
+    )
+    columns["seen_at"] = pa.repeat(pa.scalar(seen_at, TIMESTAMP_TYPE), len(tasks))
 
-    extra_names = sorted({key for t in tasks for key in t} - set(KNOWN_FIELDS))
+    extra_names = sorted(set().union(*tasks) - set(KNOWN_FIELDS))
     for name in extra_names:
         column = snake_case(name)
         while column in columns:
@@ -213,10 +266,10 @@ def tasks_to_arrow(raw_tasks: Sequence[Any], seen_at: datetime, page_num: int) -
         columns[column] = _extra_column([t.get(name) for t in tasks])
     # task_id is the merge key and never null here; saying so in the Arrow schema keeps it
     # in line with the resource's column hints.
-    fields = [
-        pa.field(name, array.type, nullable=name != "task_id") for name, array in columns.items()
-    ]
-    table = pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
+    schema = pa.schema(
+        [pa.field(name, array.type, nullable=name != "task_id") for name, array in columns.items()]
+    )
+    table = pa.Table.from_arrays(list(columns.values()), schema=schema)
     return ConvertedPage(tasks=table, rejects=rejects, flagged=flagged)
 
 

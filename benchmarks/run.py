@@ -1,0 +1,261 @@
+"""Reproducible benchmark: this source against what users would use instead.
+
+``make bench`` (or ``python benchmarks/run.py``) starts the emulator as its own process,
+runs every tool in a fresh process against it (so peak RSS is the tool's own), and writes
+``benchmarks/RESULTS.md``. Baselines run in the same command on the same emulator, so the
+ratios hold on a noisy machine even when the absolute figures move.
+
+Scenarios:
+
+1. API-bound: 100,000 tasks, 100 ms per request, the account's 50 requests/s enforced.
+2. Local-bound: 1,000,000 tasks, no latency, no limit (baselines at 100,000 tasks: at their
+   speed and memory a million would take many minutes and gigabytes).
+3. Incremental re-run of scenario 2's data with nothing changed, against a full refresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TOOLS = HERE / "tools.py"
+ACCOUNT_RPS = 50.0
+ROWS_CEILING = ACCOUNT_RPS * 500
+SOURCE_RPS = 48.0
+"""What the source is told in the API-bound scenario: just under the account's limit."""
+
+
+@dataclass
+class Run:
+    scenario: str
+    tool: str
+    tasks: int
+    wall: float
+    peak_rss_mb: float
+    requests: int
+    throttled: int
+    output: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return int(self.output.get("rows", 0))
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.tasks / self.wall if self.wall else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.wall if self.wall else 0.0
+
+
+class EmulatorProcess:
+    """The emulator's command line, started on a free loopback port."""
+
+    def __init__(self, tasks: int, latency: float, rate_limit: float | None) -> None:
+        command = [
+            sys.executable, "-m", "volcengine_live_emulator", "--port", "0",
+            "--tasks", str(tasks), "--seed", "2024",
+            "--access-key-id", "AKBENCHMARK", "--secret-access-key", "benchmark-secret",
+            "--latency", str(latency),
+            "--rate-limit", "none" if rate_limit is None else str(rate_limit),
+            "--cache-rows", str(tasks + 1000),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.endpoint = self.process.stdout.readline().strip()
+        if not self.endpoint.startswith("http"):
+            raise RuntimeError(f"emulator did not start: {self.endpoint!r}")
+        self.tasks = tasks
+
+    def warm_up(self) -> None:
+        """Read every page once, unmeasured, so that the emulator serves the measured runs
+        from its cache of rendered rows: the API is not what this benchmark measures."""
+        from volcengine_live.client import ClientConfig, LiveApiClient
+
+        config = ClientConfig(endpoint=self.endpoint, requests_per_second=None)
+        client = LiveApiClient("AKBENCHMARK", "benchmark-secret", config=config)
+        try:
+            for _ in client.scan(500):
+                pass
+        finally:
+            client.close()
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.endpoint}/_emulator/stats", timeout=10) as answer:
+            result: dict[str, Any] = json.load(answer)
+            return result
+
+    def reset_stats(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/_emulator/stats", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def run_tool(
+    scenario: str, tool: str, emulator: EmulatorProcess, workdir: Path, *extra: str
+) -> Run:
+    """Run one tool in a child process; wall time and peak RSS are the child's own."""
+    emulator.reset_stats()
+    command = [sys.executable, str(TOOLS), tool, "--endpoint", emulator.endpoint]
+    command += ["--workdir", str(workdir), *extra]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    printed = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{tool} failed in scenario {scenario} (exit {child.returncode})")
+    stats = emulator.stats()
+    lines = [line for line in printed.splitlines() if line.startswith("{")]
+    run = Run(
+        scenario=scenario,
+        tool=tool,
+        tasks=emulator.tasks,
+        wall=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        requests=int(stats["requests"]),
+        throttled=int(stats["throttled"]),
+        output=json.loads(lines[-1]) if lines else {},
+    )
+    print(
+        f"  {scenario:<14} {tool:<9} {run.tasks:>9,} tasks  {run.wall:7.1f} s  "
+        f"{run.requests_per_second:6.1f} req/s  {run.rows_per_second:9,.0f} rows/s  "
+        f"{run.peak_rss_mb:6.0f} MB  429s {run.throttled}",
+        flush=True,
+    )
+    if run.rows != run.tasks and "rows_written" not in run.output:
+        raise RuntimeError(f"{tool} loaded {run.rows} of {run.tasks} tasks in {scenario}")
+    return run
+
+
+def scenario_api_bound(workdir: Path, tasks: int) -> list[Run]:
+    emulator = EmulatorProcess(tasks, latency=0.1, rate_limit=ACCOUNT_RPS)
+    try:
+        rps = ("--rps", str(SOURCE_RPS))
+        return [
+            run_tool("1 api-bound", "source", emulator, workdir / "s1-source", *rps),
+            run_tool("1 api-bound", "rest_api", emulator, workdir / "s1-rest_api"),
+            run_tool("1 api-bound", "sdk", emulator, workdir / "s1-sdk"),
+        ]
+    finally:
+        emulator.stop()
+
+
+def scenario_local_bound(workdir: Path, big: int, small: int) -> list[Run]:
+    runs = []
+    emulator = EmulatorProcess(small, latency=0.0, rate_limit=None)
+    try:
+        emulator.warm_up()
+        runs.append(run_tool("2 local-bound", "source", emulator, workdir / "s2-small-source"))
+        runs.append(run_tool("2 local-bound", "rest_api", emulator, workdir / "s2-rest_api"))
+        runs.append(run_tool("2 local-bound", "sdk", emulator, workdir / "s2-sdk"))
+    finally:
+        emulator.stop()
+    emulator = EmulatorProcess(big, latency=0.0, rate_limit=None)
+    try:
+        emulator.warm_up()
+        source_dir = workdir / "s2-source"
+        runs.append(run_tool("2 local-bound", "source", emulator, source_dir))
+        runs.append(run_tool("3 incremental", "source", emulator, source_dir))
+        runs.append(run_tool("3 full refresh", "source", emulator, source_dir, "--refresh"))
+    finally:
+        emulator.stop()
+    return runs
+
+
+def render(runs: list[Run], command: str, elapsed: float) -> str:
+    ours = {
+        (run.scenario.split()[0], run.tasks): run
+        for run in runs
+        if run.tool == "source" and run.scenario[0] in "12"
+    }
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in "
+        f"{elapsed:.0f} s; Python {platform.python_version()}, {os.cpu_count()} cores, "
+        "emulator in its own process on loopback. Each tool runs in a fresh process: wall "
+        "time includes start-up, extract, normalize and load into DuckDB; peak RSS is the "
+        "tool's process alone.",
+        "",
+        "Ceiling: the account's 50 requests/s x 500 rows = 25,000 rows/s. *x ours*: the "
+        "tool's wall time divided by the source's on the same scenario and task count.",
+        "",
+        "| scenario | tool | tasks | wall s | requests/s | rows/s | peak RSS MB | 429s "
+        "| of ceiling | x ours | rows written |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        mine = ours.get((run.scenario.split()[0], run.tasks))
+        versus = f"{run.wall / mine.wall:.1f}" if mine and run.scenario[0] in "12" else ""
+        if run.scenario.startswith("1"):
+            of_ceiling = f"{run.requests_per_second / ACCOUNT_RPS:.0%}"
+        else:
+            of_ceiling = f"{run.rows_per_second / ROWS_CEILING:.1f}x"
+        written = run.output.get("rows_written", run.rows)
+        lines.append(
+            f"| {run.scenario} | {run.tool} | {run.tasks:,} | {run.wall:.1f} "
+            f"| {run.requests_per_second:.1f} | {run.rows_per_second:,.0f} "
+            f"| {run.peak_rss_mb:.0f} | {run.throttled} | {of_ceiling} | {versus} "
+            f"| {written:,} |"
+        )
+    scan = [r for r in runs if r.scenario.startswith("1") and r.tool == "source"]
+    if scan and scan[0].output.get("scan_seconds"):
+        run = scan[0]
+        rate = run.requests / float(run.output["scan_seconds"])
+        lines += [
+            "",
+            f"Scenario 1, the source's own scan: {run.requests} requests in "
+            f"{run.output['scan_seconds']:.1f} s = **{rate:.1f} requests/s sustained** "
+            f"({rate / ACCOUNT_RPS:.0%} of the account's limit, asked for {SOURCE_RPS:.0f}/s), "
+            f"{run.throttled} answered 429.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--big", type=int, default=1_000_000, help="tasks, scenarios 2 and 3")
+    parser.add_argument("--small", type=int, default=100_000, help="tasks, baselines")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="volcengine-live-bench-"))
+    started = time.perf_counter()
+    try:
+        runs = scenario_api_bound(workdir, args.small)
+        runs += scenario_local_bound(workdir, args.big, args.small)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    command = (
+        "make bench"
+        if argv is None and len(sys.argv) == 1
+        else "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    )
+    args.output.write_text(render(runs, command.strip(), time.perf_counter() - started))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
