@@ -53,6 +53,10 @@ class Account:
 
     emulator: Emulator
     ids: dict[str, str] = field(default_factory=dict)
+    # a UTC day well below the lookback window, whole: tasks placed on it share its day
+    old_day: datetime = field(
+        default_factory=lambda: (now() - timedelta(days=30)).replace(hour=0, minute=0, second=0)
+    )
 
     def create(self, name: str, start: datetime, hours: float, status: str) -> None:
         task = self.emulator.store.create_task(
@@ -76,7 +80,7 @@ class Account:
         """Before the first run: a scheduled task and (optionally) a task recording for 30
         days and still open."""
         if open_old_task:
-            self.create("old_open", now() - timedelta(days=30), 31 * 24, "生效中")
+            self.create("old_open", self.old_day + timedelta(hours=1), 31 * 24, "生效中")
         self.create("scheduled", now() + timedelta(hours=3), 1, "未开始")
 
     def statuses_change_and_tasks_arrive(self) -> None:
@@ -91,8 +95,7 @@ class Account:
     def late_task_beside_an_open_one(self) -> None:
         """A task created late on the old open task's day: that day is re-read, so the open
         task (written anyway, being open) arrives twice in one load."""
-        old = now() - timedelta(days=30)
-        self.create("late_beside_open", old + timedelta(minutes=10), 1, "已结束")
+        self.create("late_beside_open", self.old_day + timedelta(hours=2), 1, "已结束")
         self.emulator.store.update_task(self.ids["recent"], EndTime=now() - timedelta(minutes=5))
 
     def everything_settles(self) -> None:
