@@ -819,3 +819,39 @@ def test_a_re_read_pass_does_not_make_runs_rewrite_every_day(loader: Loader) -> 
     # Nothing changed below the window in either run: no day to re-read, no third pass.
     assert (moved["scans"], moved["late_days"]) == (2, 0)
     assert (unchanged["scans"], unchanged["late_days"]) == (1, 0)
+
+
+def test_a_status_that_changes_between_two_passes_of_a_run_is_not_left_stale(
+    loader: Loader,
+) -> None:
+    """An old task still recording is read by the first pass; while that pass goes on, the
+    task finishes and a new task moves the list, so the run reads it again. The destination
+    must end with the status the last pass saw, now and after later runs (the task is below
+    the window and settled: nothing else would ever rewrite it)."""
+    start = now() - timedelta(days=30)
+    old = str(
+        loader.emulator.store.create_task(
+            StartTime=start, EndTime=start + timedelta(days=60), Status="生效中"
+        )["TaskId"]
+    )
+    loader.run(page_size=PAGE_SIZE)
+    assert loader.rows()[old]["status"] == "生效中"
+
+    done: list[int] = []
+
+    def finish_and_move(page_num: int) -> None:
+        if page_num == 2 and not done:  # page 1 (with the old task) is read already
+            done.append(page_num)
+            loader.emulator.store.set_status(old, "已结束")
+            create_recent(loader)
+
+    remove = loader.emulator.on_request(finish_and_move)
+    try:
+        metrics = loader.run(page_size=PAGE_SIZE)
+    finally:
+        remove()
+    assert metrics["scans"] >= 2
+    assert_matches_emulator(loader)
+    loader.run(page_size=PAGE_SIZE)
+    assert loader.rows()[old]["status"] == "已结束"
+    assert_matches_emulator(loader)
