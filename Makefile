@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean ensure-postgres airflow-venv test-airflow
+.PHONY: install demo notebook test lint typecheck unit bench clean ensure-postgres airflow-venv test-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/volcengine-live --demo
+
+notebook: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check "jupyterlab>=4,<5"
+	$(VENV)/bin/jupyter lab notebooks/pull_record_tasks_analysis.ipynb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

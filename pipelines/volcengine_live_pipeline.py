@@ -386,6 +386,10 @@ def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
         lines.append(f"Data: DuckDB file {database}, table {table}")
         query = f"SELECT status_code, count(*) FROM {table} GROUP BY ALL ORDER BY 2 DESC"
         lines.append(f'Query: duckdb {database} -c "{query}"')
+        lines.append(
+            "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
+            "which reads this file)"
+        )
     else:
         name = pipeline.destination.destination_name if pipeline.destination else "?"
         lines.append(f"Data: destination {name}, table {table}")

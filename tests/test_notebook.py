@@ -109,7 +109,7 @@ def test_notebook_is_stored_without_outputs() -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert code[0].metadata.get("tags") == ["parameters"]
-    assert 'duckdb_path = "../volcengine_live.duckdb"' in code[0].source
+    assert "duckdb_path = None" in code[0].source
     assert 'dataset_name = "volcengine_live_dataset"' in code[0].source
     assert sum("chart" in c.metadata.get("tags", []) for c in code) == CHART_CELLS
 
@@ -138,16 +138,17 @@ def test_notebook_runs_and_draws_every_chart(dataset: Path, kernel_from_this_ven
     assert "duplicate task_ids: 0 (must be 0)" in printed
 
 
+@pytest.mark.parametrize("file_name", ["volcengine_live.duckdb", "volcengine_live_demo.duckdb"])
 def test_notebook_finds_the_default_file_from_the_repo_root(
-    dataset: Path, kernel_from_this_venv: str, tmp_path: Path
+    dataset: Path, kernel_from_this_venv: str, tmp_path: Path, file_name: str
 ) -> None:
-    """Default parameters, run from the repo root rather than notebooks/: ../volcengine_live.duckdb
-    is resolved against the notebook's folder."""
+    """Default parameters, run from the repo root rather than notebooks/: a real run's
+    volcengine_live.duckdb, or else make demo's volcengine_live_demo.duckdb, is found."""
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "sql", repo / "sql")
     (repo / "notebooks").mkdir()
     shutil.copy(NOTEBOOK, repo / "notebooks")
-    with duckdb.connect(str(repo / "volcengine_live.duckdb")) as con:
+    with duckdb.connect(str(repo / file_name)) as con:
         con.execute(f"ATTACH '{dataset}' AS source (READ_ONLY)")
         con.execute("CREATE SCHEMA volcengine_live_dataset")
         for table in ("pull_record_tasks", "_dlt_loads"):

@@ -149,18 +149,19 @@ def _parse_setting(name: str, value: str | datetime | None) -> datetime | None:
         ) from None
 
 
-@dlt.resource(
-    name=settings.TABLE_NAME,
-    primary_key="task_id",
-    write_disposition="merge",
-    columns={
-        "task_id": {"data_type": "text", "nullable": False},
-        "start_time": {"data_type": "timestamp", "timezone": True},
-        "end_time": {"data_type": "timestamp", "timezone": True},
-        "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
-        "data_issues": {"data_type": "text", "nullable": True},
-    },
-)
+TASK_COLUMN_HINTS: Any = {
+    "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
+    "start_time": {"data_type": "timestamp", "timezone": True},
+    "end_time": {"data_type": "timestamp", "timezone": True},
+    "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
+    "data_issues": {"data_type": "text", "nullable": True},
+}
+
+
+# Each table's hints ride on its items as a table variant (see _tasks_item): hints on the
+# resource itself would be copied into every table it yields, and the rejects table has no
+# task_id to be non-null.
+@dlt.resource(name=settings.TABLE_NAME, write_disposition="merge")
 def pull_record_tasks(
     client: LiveApiClient,
     page_size: int = settings.DEFAULT_PAGE_SIZE,
@@ -220,15 +221,24 @@ def pull_record_tasks(
         selected = select(converted.tasks)
         if selected.num_rows:
             counts["rows_written"] += selected.num_rows
-            yield selected
-        if converted.rejects:
-            yield _rejects_item(converted.rejects)
+            yield _tasks_item(selected)
+        rejects = [r for r in converted.rejects if r["reject_id"] not in rejects_written]
+        if rejects:
+            rejects_written.update(r["reject_id"] for r in rejects)
+            yield _rejects_item(rejects)
 
+    # Each task and each reject is written at most once per run: a destination that
+    # upserts (Delta) refuses a load holding two rows for one key.
+    rejects_written: set[str] = set()
     reports: list[ScanReport] = []
     try:
         for _ in range(max_rescans + 1):
-            yield from pages(plan.select)
-            if reports[-1].stable:
+            plan.begin_pass()
+            if not reports:
+                yield from pages(plan.select)
+            else:
+                yield from pages(_unseen_by(reports, plan.select))
+            if reports[-1].stable or _lists_duplicates(reports):
                 break
             logger.warning(
                 "The task list changed during a pass (TotalCount %s, %d distinct tasks read); "
@@ -260,6 +270,44 @@ BATCH_ROWS = 20_000
 """Records converted and handed to dlt at once: about 20 MB of parsed JSON at most."""
 
 
+REJECT_COLUMN_HINTS: Any = {
+    "reject_id": {"data_type": "text", "nullable": False, "primary_key": True},
+    "reason": {"data_type": "text", "nullable": False},
+    "raw_record": {"data_type": "text", "nullable": True},
+    "page_num": {"data_type": "bigint", "nullable": True},
+    "seen_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
+}
+
+
+def _unseen_by(
+    reports: list[ScanReport], select: Callable[[pa.Table], pa.Table]
+) -> Callable[[pa.Table], pa.Table]:
+    """``select``, less the TaskIds that earlier passes of this run read (and so wrote, if
+    they were to be written)."""
+    seen: set[int] = set().union(*(report.task_id_hashes for report in reports))
+
+    def select_unseen(tasks: pa.Table) -> pa.Table:
+        selected = select(tasks)
+        ids = selected.column("task_id").to_pylist()
+        return selected.filter(pa.array([hash(i) not in seen for i in ids], pa.bool_()))
+
+    return select_unseen
+
+
+def _tasks_item(tasks: pa.Table) -> Any:
+    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie."""
+    return dlt.mark.with_hints(
+        tasks,
+        dlt.mark.make_hints(
+            table_name=settings.TABLE_NAME,
+            write_disposition="merge",
+            primary_key="task_id",
+            columns=TASK_COLUMN_HINTS,
+        ),
+        create_table_variant=True,
+    )
+
+
 def _rejects_item(rejects: list[dict[str, Any]]) -> Any:
     """Records set aside, with the reason, one row per distinct record (merged on its hash)."""
     return dlt.mark.with_hints(
@@ -268,8 +316,37 @@ def _rejects_item(rejects: list[dict[str, Any]]) -> Any:
             table_name=settings.REJECTS_TABLE_NAME,
             write_disposition="merge",
             primary_key="reject_id",
+            # Its own columns: without them the table would take the resource's hints for
+            # pull_record_tasks (a non-null task_id it does not have).
+            columns=REJECT_COLUMN_HINTS,
         ),
+        # A variant: hints for this table only, not merged into the resource's.
+        create_table_variant=True,
     )
+
+
+def _lists_duplicates(reports: list[ScanReport]) -> bool:
+    """The last two passes read the same list, whole and unmoved, in which some TaskIds
+    stand twice: the API's own duplicates, not a list moving under the scan."""
+    if len(reports) < 2:
+        return False
+    last, before = reports[-1], reports[-2]
+    unmoved = all(
+        len(report.total_counts) == 1 and report.rows == report.first_total
+        for report in (last, before)
+    )
+    if not unmoved or last.first_total != before.first_total:
+        return False
+    both = array("q", before.task_id_hashes)
+    both.extend(last.task_id_hashes)
+    if not last.distinct_tasks == before.distinct_tasks == distinct_count(both):
+        return False
+    logger.warning(
+        "The API lists %d TaskId(s) more than once (the same in two passes): each task is "
+        "loaded once",
+        (last.first_total or 0) - last.distinct_tasks,
+    )
+    return True
 
 
 def _check_union_complete(reports: list[ScanReport], max_rescans: int) -> None:

@@ -11,6 +11,8 @@ the shared limiter.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import math
 import random
@@ -47,7 +49,6 @@ try:  # orjson parses a 500-row page several times faster; dlt installs it on mo
 
     _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
 except ImportError:  # pragma: no cover - depends on the platform
-    import json
 
     def _loads(data: bytes) -> Any:
         return json.loads(data)
@@ -116,6 +117,7 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
         self._successes = 0
+        self._last_throttle = float("-inf")
 
     def acquire(self) -> None:
         if not self.rate:
@@ -132,8 +134,14 @@ class RateLimiter:
         if not self.rate:
             return
         with self._lock:
-            self.rate = max(1.0, self.rate / 2)
             self._successes = 0
+            now = self._clock()
+            # 429s from requests that were in flight together are one signal: halve once
+            # per second at most, or one burst would slow a scan to a crawl.
+            if now - self._last_throttle < 1.0:
+                return
+            self._last_throttle = now
+            self.rate = max(1.0, self.rate / 2)
             logger.info("API answered 429: slowing to %.1f requests/s", self.rate)
 
     def succeeded(self) -> None:
@@ -168,13 +176,24 @@ def validate_endpoint(endpoint: str) -> str:
             f"endpoint {endpoint!r} is not an http(s) URL. Set [sources.volcengine_live] "
             "endpoint, e.g. https://live.volcengineapi.com"
         )
-    loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
+    loopback = _is_loopback(parts.hostname)
     if parts.scheme == "http" and not loopback:
         raise ConfigurationError(
             f"endpoint {endpoint!r} uses plain http to a remote host; only https is allowed "
             "there. Set [sources.volcengine_live] endpoint to an https:// URL"
         )
     return endpoint.rstrip("/")
+
+
+def _is_loopback(hostname: str) -> bool:
+    """An address on this machine: ``localhost`` or a loopback IP, never a DNS name that
+    merely starts with ``127.`` (``127.0.0.1.nip.io`` resolves anywhere)."""
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class LiveApiClient:
@@ -376,9 +395,7 @@ class ScanReport:
         self.pages += 1
         self.rows += len(page.tasks)
         self.total_counts.add(page.total_count)
-        self.task_id_hashes.extend(
-            hash(task.get("TaskId")) for task in page.tasks if isinstance(task, dict)
-        )
+        self.task_id_hashes.extend(_identity(task) for task in page.tasks)
 
     @property
     def distinct_tasks(self) -> int:
@@ -392,6 +409,16 @@ class ScanReport:
             and self.first_total is not None
             and self.distinct_tasks >= self.first_total
         )
+
+
+def _identity(task: Any) -> int:
+    """What makes a record one task when counting distinct tasks: its TaskId, or for a
+    record without a usable one (set aside as a reject) the record itself, so that several
+    such records still count as several."""
+    task_id = task.get("TaskId") if isinstance(task, dict) else None
+    if isinstance(task_id, str) and task_id:
+        return hash(task_id)
+    return hash(json.dumps(task, sort_keys=True, default=str))
 
 
 def distinct_count(hashes: array[int]) -> int:

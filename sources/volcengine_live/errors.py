@@ -126,5 +126,11 @@ def is_transient_code(code: str, http_status: int) -> bool:
 def hint_for(code: str) -> str:
     if code in _HINTS:
         return _HINTS[code]
+    if code.startswith("HTTP"):
+        return (
+            f"The endpoint answered {code[:4]} {code[4:]} with a page that is not the API's: "
+            "a proxy, a firewall or a wrong URL is in the way. Check [sources.volcengine_live] "
+            "endpoint, and any proxy (HTTPS_PROXY) between this machine and Volcengine."
+        )
     family = code.split(".", 1)[0]
     return _HINTS.get(family, "")

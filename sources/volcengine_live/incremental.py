@@ -230,14 +230,31 @@ class WritePlan:
             and tuple(self._settled_before.get(day, (0, 0))) != tuple(known.get(day, (0, 0)))
         }
 
+    def begin_pass(self) -> None:
+        """Forget what an earlier, incomplete pass observed: fingerprints and open tasks
+        describe the last complete pass, not the sum of several."""
+        self._open.clear()
+        self._settled_now.clear()
+        self._settled_before.clear()
+        self.__dict__.pop("_written_below_window", None)
+
+    @cached_property
+    def _written_below_window(self) -> pa.Array:
+        """Tasks below the window that the main pass wrote already (open now or at the last
+        run): a second pass over late days must not write them twice in one load."""
+        ids = set(self._open) | self.previous.open_task_ids
+        return pa.array(sorted(ids), pa.string())
+
     def select_days(self, tasks: pa.Table, days: set[int]) -> pa.Table:
-        """The rows of ``tasks`` that start on one of ``days`` (and lie within since/until)."""
+        """The rows of ``tasks`` that start on one of ``days`` (and lie within since/until),
+        except those the main pass wrote."""
         if tasks.num_rows == 0 or not days:
             return tasks.slice(0, 0)
         starts = tasks.column("start_time")
         day_of = pc.divide(starts.cast(pa.int64()), DAY_US)
         mask = pc.and_kleene(self._within_bounds(starts), pc.is_in(day_of, pa.array(sorted(days))))
-        return tasks.filter(pc.fill_null(mask, False))
+        written = pc.is_in(tasks.column("task_id"), value_set=self._written_below_window)
+        return tasks.filter(pc.and_(pc.fill_null(mask, False), pc.invert(written)))
 
     def next_state(self) -> CursorState:
         """The state to keep after a complete scan (the old one for a backfill)."""

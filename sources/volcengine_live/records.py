@@ -199,14 +199,10 @@ def _as_datetime(value: pa.Scalar) -> datetime | None:
 
 
 def _extra_column(values: list[Any]) -> pa.Array:
-    """A column for a field the API added: its own type when Arrow can infer one, else text."""
-    try:
-        array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([_text(v) for v in values], pa.string())
-    if pa.types.is_null(array.type) or pa.types.is_nested(array.type):
-        return pa.array([_text(v) for v in values], pa.string())
-    return array
+    """A column for a field the API added, always text: strings as they are, anything else
+    as JSON. A type inferred from one batch could clash with the next batch or run (a
+    number here, a string there) and wedge the load; text never does, and SQL casts it."""
+    return pa.array([_text(v) for v in values], pa.string())
 
 
 @dataclass
