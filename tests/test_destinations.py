@@ -312,15 +312,6 @@ def test_delta_merge_equals_the_duckdb_load(loader: Loader) -> None:
     assert len(files) >= 2  # merges rewrote files; the log says which are current
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PipelineStepFailed,
-    reason="KNOWN LIMITATION: a run that reads a task twice (an open task on a day the late "
-    "pass re-reads, or a rescan while the list moves; rejects likewise) yields it "
-    "twice in one load. SQL destinations keep the latest (dedup_sort on seen_at); Delta's "
-    "upsert refuses: 'MERGE matched a target row with multiple source rows', and the load "
-    "package stays pending. Needs the source to write each task_id once per run.",
-)
 def test_delta_merge_survives_a_task_read_twice_in_one_run(
     loader: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
