@@ -266,8 +266,8 @@ def pull_record_tasks(
         client.close()
 
 
-BATCH_ROWS = 20_000
-"""Records converted and handed to dlt at once: about 20 MB of parsed JSON at most."""
+BATCH_ROWS = 10_000
+"""Records converted and handed to dlt at once: about 10 MB of parsed JSON at most."""
 
 
 REJECT_COLUMN_HINTS: Any = {
