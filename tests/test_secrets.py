@@ -295,11 +295,6 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_connection(
     assert_clean(str(refused.value), "the refusal")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py validate_endpoint treats any host name starting with '127.' as "
-    "loopback, so http://127.0.0.1.nip.io (a public DNS name) is allowed in clear text",
-)
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1.nip.io", "http://127.attacker.example"])
 def test_a_dns_name_that_merely_starts_with_127_is_not_loopback(
     endpoint: str, configured: str
