@@ -771,12 +771,6 @@ def test_a_re_read_pass_does_not_make_runs_rewrite_every_day(loader: Loader) -> 
     assert (unchanged["scans"], unchanged["late_days"]) == (1, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="__init__.py _unseen_by (c329d2d): a re-read pass skips every TaskId an earlier "
-    "pass read, so a status that changed between the passes is never written; the task is "
-    "then settled, below the window and in its day's fingerprint, so it stays stale",
-)
 def test_a_status_that_changes_between_two_passes_of_a_run_is_not_left_stale(
     loader: Loader,
 ) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from . import settings
@@ -219,9 +220,25 @@ def pull_record_tasks(
         counts["flagged"] += converted.flagged
         counts["rejected"] += len(converted.rejects)
         selected = select(converted.tasks)
-        if selected.num_rows:
-            counts["rows_written"] += selected.num_rows
-            yield _tasks_item(selected)
+        # Open tasks wait for the end of the run, so that a task read by two passes (the
+        # list moved) is written once, with the status the later pass saw.
+        still_open = WritePlan.open_mask(selected)
+        open_tasks = selected.filter(still_open)
+        if open_tasks.num_rows:
+            open_rows.append(open_tasks)
+            open_ids.update(open_tasks.column("task_id").to_pylist())
+        settled = selected.filter(pc.invert(still_open))
+        if open_ids and settled.num_rows:
+            # Open in an earlier pass, settled now: written now, and not at the end.
+            settled_since.update(
+                pc.filter(
+                    settled.column("task_id"),
+                    pc.is_in(settled.column("task_id"), value_set=pa.array(list(open_ids))),
+                ).to_pylist()
+            )
+        if settled.num_rows:
+            counts["rows_written"] += settled.num_rows
+            yield _tasks_item(settled)
         rejects = [r for r in converted.rejects if r["reject_id"] not in rejects_written]
         if rejects:
             rejects_written.update(r["reject_id"] for r in rejects)
@@ -230,6 +247,9 @@ def pull_record_tasks(
     # Each task and each reject is written at most once per run: a destination that
     # upserts (Delta) refuses a load holding two rows for one key.
     rejects_written: set[str] = set()
+    open_rows: list[pa.Table] = []
+    open_ids: set[str] = set()
+    settled_since: set[str] = set()
     reports: list[ScanReport] = []
     try:
         for _ in range(max_rescans + 1):
@@ -237,7 +257,7 @@ def pull_record_tasks(
             if not reports:
                 yield from pages(plan.select)
             else:
-                yield from pages(_unseen_by(reports, plan.select))
+                yield from pages(_unseen_by(reports, plan.select, open_ids))
             if reports[-1].stable or _lists_duplicates(reports):
                 break
             logger.warning(
@@ -248,6 +268,11 @@ def pull_record_tasks(
             )
         else:
             _check_union_complete(reports, max_rescans)
+        latest_open = _latest_per_task(open_rows, exclude=settled_since)
+        if latest_open is not None:
+            counts["rows_written"] += latest_open.num_rows
+            yield _tasks_item(latest_open)
+        open_rows.clear()
         late_days = plan.changed_days()
         if late_days:
             counts["late_days"] = len(late_days)
@@ -280,18 +305,41 @@ REJECT_COLUMN_HINTS: Any = {
 
 
 def _unseen_by(
-    reports: list[ScanReport], select: Callable[[pa.Table], pa.Table]
+    reports: list[ScanReport], select: Callable[[pa.Table], pa.Table], open_ids: set[str]
 ) -> Callable[[pa.Table], pa.Table]:
-    """``select``, less the TaskIds that earlier passes of this run read (and so wrote, if
-    they were to be written)."""
+    """``select``, less the settled TaskIds that earlier passes of this run read (and so
+    wrote, if they were to be written). Tasks that were open stay in: they are written
+    once, at the end of the run or when they settle."""
     seen: set[int] = set().union(*(report.task_id_hashes for report in reports))
 
     def select_unseen(tasks: pa.Table) -> pa.Table:
         selected = select(tasks)
         ids = selected.column("task_id").to_pylist()
-        return selected.filter(pa.array([hash(i) not in seen for i in ids], pa.bool_()))
+        keep = [hash(i) not in seen or i in open_ids for i in ids]
+        return selected.filter(pa.array(keep, pa.bool_()))
 
     return select_unseen
+
+
+def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | None:
+    """One row per TaskId from ``tables`` (the last one read), less ``exclude``."""
+    if not tables:
+        return None
+    rows = pa.concat_tables(tables, promote_options="default")
+    if exclude:
+        rows = rows.filter(
+            pc.invert(pc.is_in(rows.column("task_id"), value_set=pa.array(list(exclude))))
+        )
+    if rows.num_rows == 0:
+        return None
+    order = pa.array(range(rows.num_rows), pa.int64())
+    last = (
+        pa.table({"task_id": rows.column("task_id"), "order": order})
+        .group_by("task_id")
+        .aggregate([("order", "max")])
+        .column("order_max")
+    )
+    return rows.take(last)
 
 
 def _tasks_item(tasks: pa.Table) -> Any:

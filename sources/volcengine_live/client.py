@@ -223,7 +223,8 @@ class LiveApiClient:
         self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"LiveApiClient(endpoint={self.endpoint!r}, signer={self._signer!r})"
+        endpoint = getattr(self, "endpoint", None)
+        return f"LiveApiClient(endpoint={endpoint!r}, signer={getattr(self, '_signer', None)!r})"
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe: one per worker thread.

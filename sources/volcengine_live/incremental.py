@@ -143,7 +143,7 @@ class WritePlan:
         if not self.is_backfill and self.previous.cursor is not None:
             assert self.window_start is not None
             in_window = pc.greater_equal(starts, _scalar(self.window_start))
-            must_write = pc.or_kleene(in_window, self._open_mask(tasks))
+            must_write = pc.or_kleene(in_window, self.open_mask(tasks))
             if self.previous.open_task_ids:
                 was_open = pc.is_in(tasks.column("task_id"), value_set=self._previously_open)
                 must_write = pc.or_kleene(must_write, was_open)
@@ -158,12 +158,13 @@ class WritePlan:
             mask = pc.and_kleene(mask, pc.less(starts, _scalar(self.until)))
         if self.since is not None or self.until is not None:
             # A task whose StartTime is unknown cannot be placed in a range: a backfill skips
-            # it, a regular run writes it (it counts as open, see _open_mask).
+            # it, a regular run writes it (it counts as open, see open_mask).
             mask = pc.fill_null(mask, not self.is_backfill)
         return mask
 
     @staticmethod
-    def _open_mask(tasks: pa.Table) -> Any:
+    def open_mask(tasks: pa.Table) -> Any:
+        """Rows whose status may still change: not settled, or StartTime unknown."""
         settled = pc.is_in(
             tasks.column("status_code"), value_set=pa.array(sorted(SETTLED_STATUS_CODES))
         )
@@ -174,7 +175,7 @@ class WritePlan:
         latest = pc.max(not_future).as_py() if len(not_future) else None
         if latest is not None and (self._max_start is None or latest > self._max_start):
             self._max_start = latest
-        open_mask = self._open_mask(tasks)
+        open_mask = self.open_mask(tasks)
         # The next window starts no later than midnight of (now - lookback): an open task
         # starting after that will be written next run anyway and need not be remembered.
         may_precede_window = pc.fill_null(
@@ -206,7 +207,19 @@ class WritePlan:
         )
         crcs = pa.array([zlib.crc32(key) for key in keys.cast(pa.binary()).to_pylist()])
         days = pc.divide(starts, DAY_US)
-        _accumulate(self._settled_now, days, crcs)
+        if self._open:
+            # Open in an earlier pass of this run: remembered as open, so it stays out of
+            # the settled fingerprints until a run writes it settled.
+            settled_all_along = pc.invert(
+                pc.is_in(settled.column("task_id"), value_set=pa.array(list(self._open)))
+            )
+            _accumulate(
+                self._settled_now,
+                pc.filter(days, settled_all_along),
+                pc.filter(crcs, settled_all_along),
+            )
+        else:
+            _accumulate(self._settled_now, days, crcs)
         if self.previous.open_task_ids:
             settled_before = pc.invert(
                 pc.is_in(settled.column("task_id"), value_set=self._previously_open)
@@ -231,9 +244,11 @@ class WritePlan:
         }
 
     def begin_pass(self) -> None:
-        """Forget what an earlier, incomplete pass observed: fingerprints and open tasks
-        describe the last complete pass, not the sum of several."""
-        self._open.clear()
+        """Start another pass over the list. Fingerprints describe the last pass only, not
+        the sum of several; open tasks are the union of all passes, because a task that was
+        open in an earlier pass was written with that status, and a later pass (which
+        writes only tasks not read before) does not write its final status: the next run
+        must."""
         self._settled_now.clear()
         self._settled_before.clear()
         self.__dict__.pop("_written_below_window", None)
