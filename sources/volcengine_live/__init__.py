@@ -229,13 +229,8 @@ def pull_record_tasks(
             open_ids.update(open_tasks.column("task_id").to_pylist())
         settled = selected.filter(pc.invert(still_open))
         if open_ids and settled.num_rows:
-            # Open in an earlier pass, settled now: written now, and not at the end.
-            settled_since.update(
-                pc.filter(
-                    settled.column("task_id"),
-                    pc.is_in(settled.column("task_id"), value_set=pa.array(list(open_ids))),
-                ).to_pylist()
-            )
+            # Open when read before, settled now: written now, and not at the end.
+            settled_since.update(open_ids.intersection(settled.column("task_id").to_pylist()))
         if settled.num_rows:
             counts["rows_written"] += settled.num_rows
             yield _tasks_item(settled)
