@@ -71,6 +71,7 @@ def run_source(endpoint: str, workdir: Path, rps: float | None, refresh: bool) -
         "rows_written": metrics.get("rows_written"),
         "client_requests": metrics.get("requests"),
         "scan_seconds": metrics.get("elapsed_seconds"),
+        "request_seconds": metrics.get("request_seconds"),
     }
 
 

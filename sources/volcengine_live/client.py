@@ -84,11 +84,19 @@ class ClientStats:
     retries: int = 0
     throttled: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    first_request_at: float | None = None
+    last_answer_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_request(self) -> None:
         with self._lock:
             self.requests += 1
+            if self.first_request_at is None:
+                self.first_request_at = time.monotonic()
+
+    def count_answer(self) -> None:
+        with self._lock:
+            self.last_answer_at = time.monotonic()
 
     def count_retry(self, reason: str, throttled: bool) -> None:
         with self._lock:
@@ -98,11 +106,18 @@ class ClientStats:
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
+            span = (
+                self.last_answer_at - self.first_request_at
+                if self.first_request_at is not None and self.last_answer_at is not None
+                else 0.0
+            )
             return {
                 "requests": self.requests,
                 "retries": self.retries,
                 "throttled": self.throttled,
                 "faults": dict(self.faults),
+                # From the first request sent to the last answer: the rate the API saw.
+                "request_seconds": round(span, 3),
             }
 
 
@@ -307,6 +322,7 @@ class LiveApiClient:
             timeout=(min(10.0, self.config.request_timeout), self.config.request_timeout),
         )
         content = response.content  # a truncated body raises ChunkedEncodingError here
+        self.stats.count_answer()
         return parse_page(response.status_code, response.headers, content, page_num, page_size)
 
     def scan(self, page_size: int) -> Scan:
@@ -463,6 +479,10 @@ class Scan:
                 yield from self._read_on(2)
             return
         last_page = max(1, math.ceil(first.total_count / self.page_size))
+        if first.total_count % self.page_size == 0:
+            # The last page will be full: the page after it (empty unless the list grew)
+            # must be read too, and is read with the others rather than after them.
+            last_page += 1
         workers = max(1, self.client.config.max_concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="volc-live-page")
         pending: set[Future[Page]] = set()
@@ -484,7 +504,7 @@ class Scan:
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-        if highest_full_page == last_page:
+        if highest_full_page == last_page:  # still full at the end: the list grew
             yield from self._read_on(last_page + 1)
 
     def _read_on(self, page_num: int) -> Iterator[Page]:
