@@ -25,12 +25,14 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 import dlt
@@ -354,6 +356,16 @@ def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
     return os.path.relpath(database) if isinstance(database, str) else None
 
 
+def duckdb_command() -> str:
+    """The DuckDB command line as a user can type it: the one installed beside this
+    program (duckdb-cli is a dependency), relative to here when that is shorter."""
+    beside = Path(sys.executable).parent / "duckdb"
+    if beside.exists() and shutil.which("duckdb") != str(beside):
+        relative = os.path.relpath(beside)
+        return relative if len(relative) < len(str(beside)) else str(beside)
+    return "duckdb"
+
+
 def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
     """A few lines saying what was loaded, what the API did, and where the data is."""
     m = result.metrics
@@ -385,7 +397,7 @@ def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
     if database:
         lines.append(f"Data: DuckDB file {database}, table {table}")
         query = f"SELECT status_code, count(*) FROM {table} GROUP BY ALL ORDER BY 2 DESC"
-        lines.append(f'Query: duckdb {database} -c "{query}"')
+        lines.append(f'Query: {duckdb_command()} {database} -c "{query}"')
         lines.append(
             "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
             "which reads this file)"

@@ -30,6 +30,7 @@ import datetime as dt
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -467,11 +468,14 @@ def test_another_dataset_name_only_needs_the_set_schema_line(
             pd.testing.assert_frame_equal(got, expected)
 
 
-@pytest.mark.skipif(shutil.which("duckdb") is None, reason="the duckdb CLI is not installed")
+DUCKDB_CLI = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+
+
+@pytest.mark.skipif(DUCKDB_CLI is None, reason="the duckdb CLI is not installed")
 def test_files_run_from_the_duckdb_cli(db: dict[str, Any]) -> None:
     for name in SQL_FILES:
         done = subprocess.run(
-            ["duckdb", "-readonly", "-csv", str(db["path"])],
+            [str(DUCKDB_CLI), "-readonly", "-csv", str(db["path"])],
             stdin=(SQL_DIR / name).open("rb"),
             capture_output=True,
             timeout=60,
@@ -481,7 +485,7 @@ def test_files_run_from_the_duckdb_cli(db: dict[str, Any]) -> None:
         assert b"Error" not in done.stderr, (name, done.stderr.decode())
     peak = subprocess.run(
         [
-            "duckdb",
+            str(DUCKDB_CLI),
             "-readonly",
             "-csv",
             "-cmd",
