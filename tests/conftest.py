@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,27 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(
-        tasks=2000,
-        seed=11,
+def now() -> datetime:
+    """The current time in UTC, to the second (the API's precision)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def make_emulator(tasks: int = 2000, seed: int = 11, **options: Any) -> Emulator:
+    """An emulator with the suite's credentials and no rate limit, unless ``options`` say
+    otherwise; use it as a context manager."""
+    options.setdefault("rate_limit", None)
+    return Emulator(
+        tasks=tasks,
+        seed=seed,
         access_key_id=ACCESS_KEY_ID,
         secret_access_key=SECRET_ACCESS_KEY,
-        rate_limit=None,
-    ) as emu:
+        **options,
+    )
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with make_emulator() as emu:
         yield emu
 
 

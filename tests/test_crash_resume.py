@@ -17,12 +17,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACCESS_KEY_ID, DATASET, SECRET_ACCESS_KEY, Loader, assert_matches_emulator
+from conftest import (
+    ACCESS_KEY_ID,
+    DATASET,
+    SECRET_ACCESS_KEY,
+    Loader,
+    assert_matches_emulator,
+    make_emulator,
+    now,
+)
 
 from volcengine_live_emulator import Emulator
 
@@ -66,18 +74,8 @@ TASKS = 1500
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    with Emulator(
-        tasks=TASKS,
-        seed=37,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY,
-        rate_limit=None,
-    ) as emu:
+    with make_emulator(TASKS, seed=37) as emu:
         yield emu
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
-from conftest import DATASET, Loader, assert_matches_emulator
+from conftest import DATASET, Loader, assert_matches_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 from postgres_server import PostgresServer, postgres_server_or_skip
 
@@ -26,10 +26,6 @@ from volcengine_live_emulator import Emulator
 COLUMNS = "task_id, status, status_code, start_time, end_time"
 
 Row = tuple[Any, ...]
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def normalised(rows: list[Row]) -> set[Row]:

@@ -6,20 +6,16 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
-from conftest import Loader, assert_matches_emulator
+from conftest import Loader, assert_matches_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live.incremental import to_utc
 from volcengine_live.settings import STATUS_CODES
 
 SETTLED = {"已结束", "停用"}
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def create(loader: Loader, start: datetime, hours: float, status: str) -> str:

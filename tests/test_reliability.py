@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from conftest import (
     Loader,
     assert_matches_emulator,
     credentials,
+    make_emulator,
+    now,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
 from reliability_support import PageLog, find_in_chain, page_log
@@ -60,18 +62,8 @@ FAIL_FAST_SECONDS = 3.0
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """Smaller than conftest's: 650 tasks, 7 pages of 100, no rate limit."""
-    with Emulator(
-        tasks=TASKS,
-        seed=23,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY,
-        rate_limit=None,
-    ) as emu:
+    with make_emulator(TASKS, seed=23) as emu:
         yield emu
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def iso(moment: datetime) -> str:

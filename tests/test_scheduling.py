@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import duckdb
 import pytest
 import tomlkit
 import yaml
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, now
 from croniter import croniter
 from postgres_server import PostgresServer, postgres_server_or_skip
 
@@ -54,10 +54,6 @@ def clean_env(home: Path) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def change_the_account(emulator: Emulator) -> None:
