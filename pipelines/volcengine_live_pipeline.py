@@ -238,7 +238,11 @@ def demo_endpoint() -> Iterator[dict[str, Any]]:
 
 def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
     """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
-    destination: Any = args.destination or dlt.destinations.duckdb(f"{args.pipeline_name}.duckdb")
+    # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
+    # writing to the file of the directory the pipeline first ran in.
+    destination: Any = args.destination or dlt.destinations.duckdb(
+        os.path.abspath(f"{args.pipeline_name}.duckdb")
+    )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
     return dlt.pipeline(
         pipeline_name=args.pipeline_name,

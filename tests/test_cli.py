@@ -333,3 +333,28 @@ def test_a_second_concurrent_run_exits_with_the_lock_code(
     run = cli(capsys, "--wait-for-lock", "30")
     assert run.code == 0, run.err
     assert time.monotonic() - started >= 0.9
+
+
+def test_a_deleted_duckdb_file_is_loaded_in_full_again(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys).code == 0
+    Path("volcengine_live.duckdb").unlink()
+    again = cli(capsys)
+    assert again.code == 0, again.err
+    # The local state alone would have written only the recent and open tasks.
+    assert len(table_ids()) == TASKS
+    assert f"Tasks: {TASKS} new, 0 updated" in again.out
+
+
+def test_the_duckdb_file_is_written_where_the_command_runs(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    first_dir, second_dir = tmp_path / "one", tmp_path / "two"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    os.chdir(first_dir)
+    assert cli(capsys, "--pipelines-dir", str(tmp_path / "pipelines")).code == 0
+    os.chdir(second_dir)
+    assert cli(capsys, "--pipelines-dir", str(tmp_path / "pipelines")).code == 0
+    assert len(table_ids(str(second_dir / "volcengine_live.duckdb"))) == TASKS
