@@ -98,6 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="any dlt destination, configured the dlt way (default: DuckDB file "
         "<pipeline-name>.duckdb in the working directory)",
     )
+    parser.add_argument(
+        "--table-format",
+        choices=["delta", "iceberg"],
+        help="open table format for the filesystem destination (merge needs one there)",
+    )
     parser.add_argument("--dataset-name", default=DATASET_NAME, metavar="NAME")
     parser.add_argument(
         "--pipeline-name",
@@ -300,7 +305,9 @@ def count_rows(pipeline: dlt.Pipeline) -> int | None:
         return None
 
 
-def run_pipeline(pipeline: dlt.Pipeline, source: Any, full_refresh: bool) -> RunResult:
+def run_pipeline(
+    pipeline: dlt.Pipeline, source: Any, full_refresh: bool, table_format: str | None = None
+) -> RunResult:
     """Run extract, normalize and load; gather the numbers for the summary.
 
     The state is read back from the destination first (as ``run`` would), so that the
@@ -320,10 +327,10 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Any, full_refresh: bool) -> Run
         logger.warning("Finishing %d load package(s) left by an earlier failed run", pending)
         pipeline.run()
     before = 0 if full_refresh else count_rows(pipeline)
+    options: dict[str, Any] = {"table_format": table_format} if table_format else {}
     if full_refresh:
-        pipeline.run(source, refresh="drop_sources")
-    else:
-        pipeline.run(source)
+        options["refresh"] = "drop_sources"
+    pipeline.run(source, **options)
     trace = pipeline.last_trace
     rows_loaded: dict[str, int] = {}
     if trace is not None and trace.last_normalize_info is not None:
@@ -515,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = stack.enter_context(demo_endpoint()) if args.demo else {}
             pipeline = build_pipeline(args)
             source = build_source(args, overrides)
-            result = run_pipeline(pipeline, source, args.full_refresh)
+            result = run_pipeline(pipeline, source, args.full_refresh, args.table_format)
             print(summarise(pipeline, result, backfill=bool(args.since or args.until)))
         return EXIT_OK
     except LockBusyError as busy:

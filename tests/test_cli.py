@@ -358,3 +358,19 @@ def test_the_duckdb_file_is_written_where_the_command_runs(
     os.chdir(second_dir)
     assert cli(capsys, "--pipelines-dir", str(tmp_path / "pipelines")).code == 0
     assert len(table_ids(str(second_dir / "volcengine_live.duckdb"))) == TASKS
+
+
+def test_the_filesystem_destination_as_delta_tables(
+    configured: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deltalake = pytest.importorskip("deltalake")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", (tmp_path / "lake").as_uri())
+    for _ in range(2):  # the second run merges into the Delta table
+        run = cli(capsys, "--destination", "filesystem", "--table-format", "delta")
+        assert run.code == 0, run.err
+    table = deltalake.DeltaTable(str(tmp_path / "lake" / DATASET / "pull_record_tasks"))
+    ids = table.to_pyarrow_table(columns=["task_id"]).column("task_id").to_pylist()
+    assert sorted(ids) == sorted(task["TaskId"] for task in configured.store.all_tasks())
