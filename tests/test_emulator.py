@@ -47,6 +47,22 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+08:00)$")
 # --------------------------------------------------------------------------- helpers
 
 
+def signed_json_headers(url: str, body: bytes) -> dict[str, str]:
+    """Headers of a JSON POST to ``url`` signed with the suite's emulator key."""
+    headers = {"Content-Type": "application/json"}
+    headers.update(
+        sign(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            access_key_id=AK,
+            secret_access_key=SK,
+        )
+    )
+    return headers
+
+
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     with Emulator(tasks=1000, seed=7, now=NOW, rate_limit=None) as emulator:
@@ -212,17 +228,7 @@ def test_wrong_credentials(
 def test_body_must_match_its_signed_hash(emu: Emulator) -> None:
     signed_body = b'{"PageNum": 1, "PageSize": 5}'
     other_body = b'{"PageNum": 1, "PageSize": 6}'
-    headers = {"Content-Type": "application/json"}
-    headers.update(
-        sign(
-            method="POST",
-            url=emu.endpoint + PATH,
-            headers=headers,
-            body=signed_body,
-            access_key_id=AK,
-            secret_access_key=SK,
-        )
-    )
+    headers = signed_json_headers(emu.endpoint + PATH, signed_body)
     swapped = requests.post(emu.endpoint + PATH, data=other_body, headers=headers, timeout=10)
     assert swapped.status_code == 401
     assert error_of(swapped)["Code"] == "SignatureDoesNotMatch"
@@ -246,17 +252,7 @@ def test_x_date_more_than_15_minutes_off_is_refused(emu: Emulator) -> None:
 def test_host_default_port_is_dropped_as_the_signer_does(emu: Emulator) -> None:
     # Signed for https://live.example.com:443, sent with that Host header to the emulator.
     body = b"{}"
-    headers = {"Content-Type": "application/json"}
-    headers.update(
-        sign(
-            method="POST",
-            url="https://live.example.com:443" + PATH,
-            headers=headers,
-            body=body,
-            access_key_id=AK,
-            secret_access_key=SK,
-        )
-    )
+    headers = signed_json_headers("https://live.example.com:443" + PATH, body)
     headers["Host"] = "live.example.com:443"
     response = requests.post(emu.endpoint + PATH, data=body, headers=headers, timeout=10)
     assert response.status_code == 200, response.text
@@ -468,17 +464,7 @@ def test_page_throughput_is_hundreds_of_pages_per_second() -> None:
         served = 0
         while time.perf_counter() - started < 1.0:
             body = json.dumps({"PageNum": served % 100 + 1, "PageSize": 500}).encode()
-            headers = {"Content-Type": "application/json"}
-            headers.update(
-                sign(
-                    method="POST",
-                    url=emu.endpoint + PATH,
-                    headers=headers,
-                    body=body,
-                    access_key_id=AK,
-                    secret_access_key=SK,
-                )
-            )
+            headers = signed_json_headers(emu.endpoint + PATH, body)
             conn.request("POST", PATH, body=body, headers=headers)
             response = conn.getresponse()
             assert response.status == 200 and len(response.read()) > 100_000
@@ -679,17 +665,7 @@ def test_connection_reset_and_truncated_body(emu: Emulator) -> None:
 def test_reset_is_a_tcp_reset(emu: Emulator) -> None:
     emu.faults.add("reset")
     body = b"{}"
-    headers = {"Content-Type": "application/json"}
-    headers.update(
-        sign(
-            method="POST",
-            url=emu.endpoint + PATH,
-            headers=headers,
-            body=body,
-            access_key_id=AK,
-            secret_access_key=SK,
-        )
-    )
+    headers = signed_json_headers(emu.endpoint + PATH, body)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
         f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\nContent-Length: {len(body)}\r\n"
@@ -836,17 +812,7 @@ def test_stats_count_statuses_codes_and_throttling(emu: Emulator) -> None:
 
 def test_chunked_request_body_is_read(emu: Emulator) -> None:
     body = b'{"PageNum": 2, "PageSize": 4}'
-    headers = {"Content-Type": "application/json"}
-    headers.update(
-        sign(
-            method="POST",
-            url=emu.endpoint + PATH,
-            headers=headers,
-            body=body,
-            access_key_id=AK,
-            secret_access_key=SK,
-        )
-    )
+    headers = signed_json_headers(emu.endpoint + PATH, body)
     response = requests.post(
         emu.endpoint + PATH, data=iter([body[:10], body[10:]]), headers=headers, timeout=10
     )
@@ -859,17 +825,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(emu: Emulator) -> Non
     sockets = set()
     for num in range(1, 6):
         body = json.dumps({"PageNum": num, "PageSize": 50}).encode()
-        headers = {"Content-Type": "application/json"}
-        headers.update(
-            sign(
-                method="POST",
-                url=emu.endpoint + PATH,
-                headers=headers,
-                body=body,
-                access_key_id=AK,
-                secret_access_key=SK,
-            )
-        )
+        headers = signed_json_headers(emu.endpoint + PATH, body)
         conn.request("POST", PATH, body=body, headers=headers)
         response = conn.getresponse()
         assert response.status == 200 and response.version == 11
