@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/volcengine-live --demo
 
 notebook: $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check "jupyterlab>=4,<5"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt "jupyterlab>=4,<5"
 	$(VENV)/bin/jupyter lab notebooks/pull_record_tasks_analysis.ipynb
 
 lint: $(STAMP)
