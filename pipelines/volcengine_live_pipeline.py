@@ -100,8 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--table-format",
-        choices=["delta", "iceberg"],
-        help="open table format for the filesystem destination (merge needs one there)",
+        choices=["delta"],
+        help="write Delta tables with the filesystem destination (merge needs them there)",
     )
     parser.add_argument("--dataset-name", default=DATASET_NAME, metavar="NAME")
     parser.add_argument(
