@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo notebook test lint typecheck unit bench clean ensure-postgres airflow-venv test-airflow
+.PHONY: install demo notebook test lint typecheck unit bench profile clean ensure-postgres airflow-venv test-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ test-airflow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+profile: $(STAMP)
+	$(PY) benchmarks/profile_scan.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -412,7 +412,17 @@ class ScanReport:
         self.pages += 1
         self.rows += len(page.tasks)
         self.total_counts.add(page.total_count)
-        self.task_id_hashes.extend(_identity(task) for task in page.tasks)
+        tasks = page.tasks
+        try:
+            ids = [task["TaskId"] for task in tasks]
+        except (KeyError, TypeError):  # a record without a TaskId, or not an object
+            ids = []
+        if len(ids) == len(tasks) and (not ids or set(map(type, ids)) == {str}) and "" not in ids:
+            # The usual page, hashed without a Python call per task: this runs on the main
+            # thread for every task of every pass.
+            self.task_id_hashes.extend(map(hash, ids))
+        else:
+            self.task_id_hashes.extend(_identity(task) for task in tasks)
 
     @property
     def distinct_tasks(self) -> int:
