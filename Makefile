@@ -56,4 +56,4 @@ profile: $(STAMP)
 	$(PY) benchmarks/profile_scan.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .venv-airflow .mypy_cache .ruff_cache .pytest_cache *.egg-info
