@@ -380,9 +380,7 @@ def _lists_duplicates(reports: list[ScanReport]) -> bool:
     )
     if not unmoved or last.first_total != before.first_total:
         return False
-    both = array("q", before.task_id_hashes)
-    both.extend(last.task_id_hashes)
-    if not last.distinct_tasks == before.distinct_tasks == distinct_count(both):
+    if not last.distinct_tasks == before.distinct_tasks == _distinct_across([before, last]):
         return False
     logger.warning(
         "The API lists %d TaskId(s) more than once (the same in two passes): each task is "
@@ -392,14 +390,19 @@ def _lists_duplicates(reports: list[ScanReport]) -> bool:
     return True
 
 
-def _check_union_complete(reports: list[ScanReport], max_rescans: int) -> None:
-    """After passes that all saw the list move: accept only if together they read at least
-    every task the last pass was promised at its start."""
+def _distinct_across(reports: list[ScanReport]) -> int:
+    """Distinct tasks read by these passes together."""
     seen = array("q")
     for report in reports:
         seen.extend(report.task_id_hashes)
+    return distinct_count(seen)
+
+
+def _check_union_complete(reports: list[ScanReport], max_rescans: int) -> None:
+    """After passes that all saw the list move: accept only if together they read at least
+    every task the last pass was promised at its start."""
     promised = reports[-1].first_total or 0
-    found = distinct_count(seen)
+    found = _distinct_across(reports)
     if found < promised:
         raise IncompleteScanError(
             f"Read {found} distinct tasks but the API reported {promised} (TotalCount) after "

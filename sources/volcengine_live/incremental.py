@@ -50,6 +50,8 @@ STATE_SETTLED_DAYS = "settled_day_fingerprints"
 DAY_US = 86_400_000_000
 """Microseconds in a day: fingerprints are kept per UTC day of StartTime."""
 
+_SETTLED_CODES = pa.array(sorted(SETTLED_STATUS_CODES), pa.string())
+
 Fingerprint = tuple[int, int]
 """(number of tasks, sum of their CRC-32s)."""
 
@@ -165,9 +167,7 @@ class WritePlan:
     @staticmethod
     def open_mask(tasks: pa.Table) -> Any:
         """Rows whose status may still change: not settled, or StartTime unknown."""
-        settled = pc.is_in(
-            tasks.column("status_code"), value_set=pa.array(sorted(SETTLED_STATUS_CODES))
-        )
+        settled = pc.is_in(tasks.column("status_code"), value_set=_SETTLED_CODES)
         return pc.or_(pc.invert(settled), pc.is_null(tasks.column("start_time")))
 
     def _observe(self, tasks: pa.Table, starts: pa.ChunkedArray) -> None:
