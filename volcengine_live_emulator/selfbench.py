@@ -2,8 +2,9 @@
 
 Starts the emulator as a separate process (so it has a core of its own), then requests pages
 of ``--page-size`` rows over keep-alive connections for ``--seconds`` and prints pages/s, rows/s
-and the server process's CPU use. The client signs each request but does not parse bodies:
-the figure is the server's, not a JSON parser's.
+and the server process's CPU use. The client (standard library only: ``http.client`` and
+the emulator's own signer) signs each request but does not parse bodies: the figure is the
+server's, not a JSON parser's.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from volcengine_live.signing import sign
-
 from .emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+from .signing import sign
 
 PATH = "/?Action=ListPullRecordTask&Version=2023-01-01"
 
