@@ -79,6 +79,13 @@ def parse_x_date(value: str) -> float | None:
     return moment.timestamp()
 
 
+def claimed_access_key(headers: Mapping[str, str]) -> str:
+    """The access key id an ``Authorization`` header names, unchecked (``""`` if none): what
+    the rate limit counts when signature verification is off."""
+    match = _AUTHORIZATION.match(headers.get("authorization") or "")
+    return match["ak"] if match is not None else ""
+
+
 def verify_request(
     *,
     method: str,
