@@ -431,6 +431,15 @@ def test_prerendered_pages_are_the_same_bytes_and_follow_changes() -> None:
         fast.store.advance(NOW.timestamp() + 7 * 86400)
         plain.store.advance(NOW.timestamp() + 7 * 86400)
         assert scan(fast.endpoint, 500) == scan(plain.endpoint, 500)
+        # A status that moves without the clock moving still reaches the rendered pages.
+        past = {"StartTime": "2026-03-01T00:00:00Z", "EndTime": "2030-01-01T00:00:00Z"}
+        for emulator in (fast, plain):
+            emulator.store.update_task(made["TaskId"], Status="未开始", **past)
+        assert page(fast.endpoint, 1, 500)["List"][0]["Status"] == "未开始"
+        for emulator in (fast, plain):
+            emulator.store.advance(emulator.store.clock)
+        assert page(fast.endpoint, 1, 500)["List"][0]["Status"] == "生效中"
+        assert scan(fast.endpoint, 500) == scan(plain.endpoint, 500)
 
 
 def test_signature_verification_can_be_turned_off_and_is_on_by_default() -> None:

@@ -843,6 +843,7 @@ class TaskStore:
                 new = status_at(start, end, clock)
                 if LIFECYCLE_RANK[new] > LIFECYCLE_RANK[status]:
                     self._replace(key, {**record, "Status": new})
+                    self._changed()
 
 
 class _Flow:
