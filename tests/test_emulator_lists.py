@@ -358,6 +358,13 @@ def test_grow_and_shrink_over_the_control_api_and_the_cli(emu: Emulator) -> None
         assert totals == [105, 110, 115]
     finally:
         _stop_cli(process)
+    bad_cli = subprocess.run(
+        [sys.executable, "-m", "volcengine_live_emulator", "--grow-per-second", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_cli.returncode == 2 and "must be positive" in bad_cli.stderr
 
 
 # ------------------------------------------------------------ rate limits

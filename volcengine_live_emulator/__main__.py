@@ -197,18 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"volcengine-live-emulator: --fault: {exc}", file=sys.stderr)
         return 2
 
-    try:
-        if args.grow_per_second is not None or args.grow_per_request is not None:
-            emulator.grow(
-                args.grow_per_second,
-                per_request=args.grow_per_request,
-                start_ahead=args.grow_start_ahead,
-            )
-        if args.shrink_per_second is not None or args.shrink_per_request is not None:
-            emulator.shrink(args.shrink_per_second, per_request=args.shrink_per_request)
-    except ValueError as exc:
-        print(f"volcengine-live-emulator: {exc}", file=sys.stderr)
-        return 2
+    for name, rate in (
+        ("--grow-per-second", args.grow_per_second),
+        ("--grow-per-request", args.grow_per_request),
+        ("--shrink-per-second", args.shrink_per_second),
+        ("--shrink-per-request", args.shrink_per_request),
+    ):
+        if rate is not None and rate <= 0:
+            print(f"volcengine-live-emulator: {name} must be positive", file=sys.stderr)
+            return 2
 
     done = threading.Event()
 
@@ -217,7 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    emulator.start()
+    emulator.start()  # renders the pages first with --prerender
+    # Flows start with serving, so a wall-clock rate counts from the first line of output.
+    if args.grow_per_second is not None or args.grow_per_request is not None:
+        emulator.grow(
+            args.grow_per_second,
+            per_request=args.grow_per_request,
+            start_ahead=args.grow_start_ahead,
+        )
+    if args.shrink_per_second is not None or args.shrink_per_request is not None:
+        emulator.shrink(args.shrink_per_second, per_request=args.shrink_per_request)
     print(emulator.endpoint, flush=True)
     try:
         while not done.wait(0.5):
