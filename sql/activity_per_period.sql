@@ -87,7 +87,7 @@ days AS (
 ),
 grain AS (
     SELECT coalesce(
-        getvariable('period'),
+        getvariable('period')::VARCHAR,
         CASE WHEN max(day) - min(day) > 120 THEN 'week' ELSE 'day' END
     ) AS period
     FROM days

@@ -86,7 +86,7 @@ grain AS (
     SELECT
         s.*,
         coalesce(
-            getvariable('bucket'),
+            getvariable('bucket')::VARCHAR,
             CASE WHEN epoch(s.window_end) - epoch(s.window_start) <= 7 * 86400
                 THEN 'hour' ELSE 'day' END
         ) AS bucket
