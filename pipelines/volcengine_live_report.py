@@ -340,6 +340,8 @@ def when(value: Any, time_zone: str) -> str:
 
 def duration(value: timedelta) -> str:
     """``1 d 2 h``, ``3 h 05 min``, ``12 min``, ``-2 h 00 min``."""
+    if abs(value) < timedelta(minutes=1):
+        return "0 min"  # also a load that finished while "now" was being read
     sign, seconds = ("-" if value < timedelta(0) else ""), abs(int(value.total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
