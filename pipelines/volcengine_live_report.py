@@ -437,15 +437,19 @@ def concurrency_figure(
     top = int(peak.get("peak_concurrent") or 0)
     first = peak.get("peak_first_at")
     if top:
-        ax.axhline(top, color="#C44E52", linestyle="--", linewidth=0.8)
+        ax.axhline(
+            top, color="#C44E52", linestyle="--", linewidth=0.8, label=f"all-time peak {top}"
+        )
         if isinstance(first, datetime):
             at = local(first, time_zone)
             ax.plot([mdates.date2num(at)], [top], marker="o", color="#C44E52")
+            right_half = mdates.date2num(at) > (edges[0] + edges[-1]) / 2
             ax.annotate(
                 f"all-time peak {top} at {at:%Y-%m-%d %H:%M}",
                 (mdates.date2num(at), top),
-                xytext=(8, 6),
+                xytext=(-8 if right_half else 8, 6),
                 textcoords="offset points",
+                ha="right" if right_half else "left",
                 color="#C44E52",
             )
     now_level = int(peak.get("concurrent_now") or 0)
@@ -466,7 +470,7 @@ def concurrency_figure(
     ax.set_ylim(0, max(top, max(peaks), 1) * 1.25)
     ax.set_xlabel(f"{bucket} ({time_zone})")
     ax.set_ylabel("concurrent recordings")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(alpha=0.3)
     return fig
 

@@ -184,6 +184,37 @@ def test_time_zone_window_and_stale_data(hand_built: Path, tmp_path: Path) -> No
     assert "Warning: The data is 2 d 1 h old" in page
 
 
+def test_years_of_history_aggregate_to_days_and_weeks(tmp_path: Path) -> None:
+    """5000 three-hour tasks, one every 1.92 hours over 400 days (from Sunday 2023-01-01):
+    the concurrency chart has one bucket per day and the bars one per ISO week."""
+    path = build(tmp_path / "long.duckdb", [])
+    base = dt.datetime(2023, 1, 1, tzinfo=SH)
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"INSERT INTO {DATASET}.pull_record_tasks "
+            "SELECT 'L' || i, ?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND, "
+            "?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND + INTERVAL 3 HOUR, 'v', "
+            "'d' || (i % 3) || '.example.com', 'live', 's' || (i % 7), '已结束', 'finished', "
+            "NULL, NULL FROM range(5000) AS r(i)",
+            [base, base],
+        )
+    as_of = base + dt.timedelta(days=401)
+    out = tmp_path / "long.html"
+    data = report.write_report(path, out, as_of=as_of)
+    assert {r["bucket"] for r in data.envelope} == {"day"} and len(data.envelope) == 401
+    assert data.peak["peak_concurrent"] == 2
+    assert max(r["peak_concurrent"] for r in data.envelope) == 2
+    assert round(sum(r["recorded_hours"] for r in data.envelope), 2) == 15000.0
+    assert {r["period"] for r in data.activity} == {"week"}
+    assert data.activity[0]["period_start"] == dt.date(2022, 12, 26)  # the Monday before
+    assert len(data.activity) == 59  # to the week of Monday 2024-02-05, the last day
+    assert sum(r["tasks_started"] for r in data.activity) == 5000
+    assert round(sum(r["recorded_hours"] for r in data.activity), 2) == 15000.0
+    assert len(data.heatmap) == 7 * 24
+    assert round(sum(r["hours_observed"] for r in data.heatmap), 2) == 401 * 24
+    assert len(images(out.read_text(encoding="utf-8"))) == CHARTS
+
+
 def test_an_empty_table_gives_a_valid_report_that_says_so(tmp_path: Path) -> None:
     path = build(tmp_path / "empty.duckdb", [])
     data = report.write_report(path, tmp_path / "r.html", as_of=AS_OF)
