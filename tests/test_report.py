@@ -463,3 +463,20 @@ def test_the_probe_catches_a_broken_image(tmp_path: Path) -> None:
     assert found
     (image,) = json.loads(found.group(1).replace("&quot;", '"'))
     assert image["width"] == 0
+
+
+def test_sql_files_fall_back_to_package_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed from a wheel there is no sql/ beside pipelines/: the files are read from the
+    package's data instead, through the one function that reads them."""
+    package = tmp_path / "site" / "shipped_sql_pkg"
+    (package / "sql").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sql" / "freshness.sql").write_text("-- shipped\nSELECT 1;\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(report, "SQL_DIR", tmp_path / "no-such-dir")
+    monkeypatch.setattr(report, "SQL_PACKAGE", "shipped_sql_pkg")
+    assert report.sql_text("freshness.sql") == "-- shipped\nSELECT 1;\n"
+    with pytest.raises(report.ReportError, match=re.escape("sql/absent.sql was found neither")):
+        report.sql_text("absent.sql")
