@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -480,3 +481,29 @@ def test_sql_files_fall_back_to_package_data(
     assert report.sql_text("freshness.sql") == "-- shipped\nSELECT 1;\n"
     with pytest.raises(report.ReportError, match=re.escape("sql/absent.sql was found neither")):
         report.sql_text("absent.sql")
+
+
+def test_a_file_being_written_exits_75(
+    hand_built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds DuckDB's write lock (a running pipeline): say so, code 75."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('open', "
+            "flush=True); time.sleep(60)",
+            str(hand_built),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        assert (
+            report.main(["--duckdb", str(hand_built), "--output", str(tmp_path / "r.html")]) == 75
+        )
+        assert "open for writing by another process" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
