@@ -413,6 +413,7 @@ def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
             "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
             "which reads this file)"
         )
+        lines.append(f"Report: volcengine-live report --duckdb {database} (an HTML page)")
     else:
         name = pipeline.destination.destination_name if pipeline.destination else "?"
         lines.append(f"Data: destination {name}, table {table}")
@@ -506,6 +507,11 @@ def report_error(error: BaseException, stream: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code (see the module docstring)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["report"]:
+        import volcengine_live_report
+
+        return volcengine_live_report.main(arguments[1:])
     try:
         args = parse_args(argv)
     except SystemExit as exit_:  # --help, or argparse's own usage error (code 2)
