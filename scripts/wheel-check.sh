@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The wheel works on its own: build it, install it (with the lock's versions of its
 # dependencies) into a clean venv, and run `volcengine-live --demo` from an empty folder, so
-# that nothing the demo or the CLI needs is left behind in the checkout.
+# that nothing the demo or the CLI needs is left behind in the checkout; then the report from
+# the demo's file (its SQL comes from the package).
 #
 # Usage: scripts/wheel-check.sh PYTHON     (UV: a uv binary; the Makefile exports it)
 set -euo pipefail
@@ -32,4 +33,7 @@ cd "$work/empty"
     { cat "$work/demo.log" >&2; echo "wheel-check: FAILED: the demo did not run from the wheel" >&2; exit 1; }
 rows="$("$work/venv/bin/python" -c "import duckdb; print(duckdb.connect('volcengine_live_demo.duckdb', read_only=True).sql('SELECT COUNT(*) FROM volcengine_live_dataset.pull_record_tasks').fetchone()[0])")"
 [[ "$rows" -gt 0 ]] || { echo "wheel-check: FAILED: the demo loaded no task" >&2; exit 1; }
-echo "wheel-check: passed: the wheel alone, from an empty folder, loaded $rows demo tasks"
+"$work/venv/bin/volcengine-live" report --duckdb volcengine_live_demo.duckdb --output report.html >>"$work/demo.log" 2>&1 &&
+    grep -q "<img" report.html ||
+    { cat "$work/demo.log" >&2; echo "wheel-check: FAILED: the report did not run from the wheel" >&2; exit 1; }
+echo "wheel-check: passed: the wheel alone, from an empty folder, loaded $rows demo tasks and wrote the report"
