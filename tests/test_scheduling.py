@@ -88,7 +88,7 @@ def run_step(steps: list[dict[str, Any]]) -> list[str]:
 
 def test_the_github_workflow_is_a_scheduled_template_that_runs_the_cli() -> None:
     spec = workflow()
-    triggers = spec.get("on", spec.get(True))  # YAML 1.1 reads a bare `on` as true
+    triggers: Any = spec.get("on", spec.get(True))  # YAML 1.1 reads a bare `on` as true
     assert set(triggers) == {"schedule", "workflow_dispatch"}  # never on push or PRs
     [cron] = [entry["cron"] for entry in triggers["schedule"]]
     assert cron == "*/30 * * * *" and croniter.is_valid(cron)
