@@ -128,7 +128,11 @@ def account_assets(account: str) -> AssetsDefinition:
 
 
 assets = [account_assets(account) for account in account_names()]
-volcengine_live_job = define_asset_job(PIPELINE_NAME, selection=assets)
+# The tag lets dagster.yaml keep runs one at a time (docs/scheduling.md, Dagster):
+# run_queue: {tag_concurrency_limits: [{key: volcengine_live, limit: 1}]}
+volcengine_live_job = define_asset_job(
+    PIPELINE_NAME, selection=assets, tags={"volcengine_live": "load"}
+)
 
 defs = Definitions(
     assets=assets,
