@@ -7,6 +7,7 @@ DLT_DATA_DIR in the test's temporary folder (dlt would use /var/dlt as root)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, now
+from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
 from volcengine_live_emulator import Emulator
 
@@ -182,3 +183,59 @@ def test_the_job_materializes_the_asset_twice_and_the_second_run_is_incremental(
         "SELECT DISTINCT pipeline_name FROM volcengine_live_dataset._dlt_pipeline_state"
     )
     assert pipelines == [("volcengine_live",)]
+
+
+def test_the_job_materializes_each_account_and_one_failing_spares_the_rest(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Three configured accounts, one with a wrong key: one asset each, the two good ones
+    land in one dataset with their own rows, the broken one loads nothing, the run fails.
+
+    Written against the planned interface (an ``account`` setting of the source, an
+    ``account`` column, ``[sources.volcengine_live.accounts.<name>]`` sections) and skipped
+    until the source has it: not run yet."""
+    from volcengine_live import volcengine_live_source
+
+    if "account" not in inspect.signature(volcengine_live_source).parameters:
+        pytest.skip("the source has no `account` setting yet: nothing to fan out over")
+    dagster = dagster_bin() / "dagster"
+    env = dagster_env(tmp_path)
+    database = tmp_path / "accounts.duckdb"
+    env.update(DESTINATION_TYPE="duckdb", DESTINATION__DUCKDB__CREDENTIALS=str(database))
+    with make_emulator(seed=12) as other:
+        accounts = {
+            "cn": (emulator.endpoint, SECRET_ACCESS_KEY),
+            "byteplus": (other.endpoint, SECRET_ACCESS_KEY),
+            "broken": (emulator.endpoint, "not-the-secret"),
+        }
+        (Path(env["DLT_PROJECT_DIR"]) / ".dlt").mkdir(parents=True, exist_ok=True)
+        (Path(env["DLT_PROJECT_DIR"]) / ".dlt" / "secrets.toml").write_text(
+            "\n".join(
+                f'[sources.volcengine_live.accounts.{name}]\nendpoint = "{endpoint}"\n'
+                f"[sources.volcengine_live.accounts.{name}.credentials]\n"
+                f'access_key_id = "{ACCESS_KEY_ID}"\nsecret_access_key = "{secret}"\n'
+                for name, (endpoint, secret) in accounts.items()
+            )
+        )
+        done = subprocess.run(
+            [str(dagster), "job", "execute", "-f", str(DEFINITIONS), "-j", "volcengine_live"],
+            env=env,
+            cwd=env["HOME"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode != 0 and "RUN_FAILURE" in output, output[-5000:]
+        for account in ("byteplus", "cn"):
+            assert f"Materialized value {account}/{ASSET}" in output
+        assert f"Materialized value broken/{ASSET}" not in output
+        assert "not-the-secret" not in output
+
+        with duckdb.connect(str(database), read_only=True) as con:
+            rows = con.execute(f"SELECT account, task_id, status FROM {TABLE}").fetchall()
+        loaded = {(account, task_id): status for account, task_id, status in rows}
+        expected = {("cn", t): s for t, s in current_statuses(emulator).items()}
+        expected |= {("byteplus", t): s for t, s in current_statuses(other).items()}
+        assert len(rows) == len(loaded) == len(expected)
+        assert loaded == expected  # and nothing of "broken"
