@@ -9,7 +9,7 @@
 # with pip about a minute.
 #
 # The interpreter is $PYTHON when Airflow and this project both support it; otherwise the
-# newest supported python3.X on PATH (the script says which it took).
+# newest supported python3.X (or python3) on PATH (the script says which it took).
 #
 # Usage: scripts/airflow-venv.sh             # create or reuse; prints the venv path
 #        AIRFLOW_VENV=/some/dir scripts/airflow-venv.sh
@@ -62,8 +62,8 @@ python=""
 if [[ -n "${PYTHON:-}" ]] && supported "$PYTHON" >/dev/null; then
     python="$PYTHON"
 else
-    for version in $PYTHONS; do
-        candidate="$(command -v "python$version" || true)"
+    for name in $(printf 'python%s ' $PYTHONS) python3; do
+        candidate="$(command -v "$name" || true)"
         if [[ -n "$candidate" ]] && supported "$candidate" >/dev/null; then
             python="$("$candidate" -c 'import sys; print(sys.executable)')"
             break
