@@ -51,7 +51,11 @@ SCHEDULE = os.environ.get("VOLCENGINE_LIVE_SCHEDULE", "*/30 * * * *")
 
 def account_names() -> list[str]:
     """The accounts to load: the names of the ``[sources.volcengine_live.accounts.<name>]``
-    sections, or the one default account when there are none (the only case today)."""
+    sections, or the one default account when there are none (the only case today).
+
+    dlt takes the table from the first place that has it (environment, secrets.toml, then
+    config.toml) and does not merge them: keep every account's section in one of them.
+    """
     # a TOML table, or a JSON object in SOURCES__VOLCENGINE_LIVE__ACCOUNTS
     configured = dlt.secrets.get("sources.volcengine_live.accounts", dict)
     if isinstance(configured, Mapping) and configured:

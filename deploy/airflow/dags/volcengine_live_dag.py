@@ -83,7 +83,11 @@ def _use_dags_folder_settings() -> None:
 
 def account_names() -> list[str]:
     """The accounts to load: the names of the ``[sources.volcengine_live.accounts.<name>]``
-    sections, or the one default account when there are none (the only case today)."""
+    sections, or the one default account when there are none (the only case today).
+
+    dlt takes the table from the first place that has it (environment, secrets.toml, then
+    config.toml) and does not merge them: keep every account's section in one of them.
+    """
     import dlt
 
     # a TOML table, or a JSON object in SOURCES__VOLCENGINE_LIVE__ACCOUNTS
