@@ -78,22 +78,22 @@ ensure-postgres:
 
 # Debian's Chromium for the report's rendering test; installed when missing, never fatal.
 ensure-chromium:
-	@if [[ -x scripts/ensure-chromium.sh ]]; then scripts/ensure-chromium.sh; fi
+	@scripts/ensure-chromium.sh
 
 # Airflow in its own venv (.venv-airflow/) for the DAG tests. Within `make test` a failure
 # only skips those tests, loudly; `make test-airflow` insists.
 airflow-venv: | $(UV)
-	@PYTHON=$(PYTHON) scripts/airflow-venv.sh >/dev/null || echo "!!! airflow-venv could not be built: the Airflow DAG tests will be SKIPPED" >&2
+	@PYTHON=$(PYTHON) UV=$(UV) scripts/airflow-venv.sh >/dev/null || echo "!!! airflow-venv could not be built: the Airflow DAG tests will be SKIPPED" >&2
 
 test-airflow: $(STAMP) | $(UV)
-	@PYTHON=$(PYTHON) scripts/airflow-venv.sh >/dev/null
+	@PYTHON=$(PYTHON) UV=$(UV) scripts/airflow-venv.sh >/dev/null
 	VOLCENGINE_LIVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q tests/test_scheduling.py
 
 dagster-venv: | $(UV)
-	@if [[ -x scripts/dagster-venv.sh ]]; then PYTHON=$(PYTHON) scripts/dagster-venv.sh >/dev/null || echo "!!! dagster-venv could not be built: the Dagster tests will be SKIPPED" >&2; fi
+	@PYTHON=$(PYTHON) scripts/dagster-venv.sh >/dev/null || echo "!!! dagster-venv could not be built: the Dagster tests will be SKIPPED" >&2
 
 test-dagster: $(STAMP) | $(UV)
-	@PYTHON=$(PYTHON) scripts/dagster-venv.sh >/dev/null
+	@PYTHON=$(PYTHON) UV=$(UV) scripts/dagster-venv.sh >/dev/null
 	VOLCENGINE_LIVE_REQUIRE_DAGSTER=1 $(PY) -m pytest -q tests/test_dagster.py
 
 bench: $(STAMP)
@@ -103,5 +103,5 @@ profile: $(STAMP)
 	$(PY) benchmarks/profile_scan.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .venv-airflow .venv-dagster .venv-matrix dist build .mypy_cache \
+	rm -rf $(VENV) $(TOOLS) .venv-airflow .venv-airflow2 .venv-dagster .venv-matrix dist build .mypy_cache \
 		.ruff_cache .pytest_cache *.egg-info
