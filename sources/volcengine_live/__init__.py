@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from . import settings
-from .client import ClientConfig, LiveApiClient, ScanReport, distinct_count
+from .client import ClientConfig, LiveApiClient
 from .credentials import VolcengineCredentials
 from .errors import (
     ApiError,
@@ -36,6 +36,7 @@ from .errors import (
 )
 from .incremental import CursorState, WritePlan, to_utc
 from .records import REJECT_COLUMNS, tasks_to_arrow
+from .scan import ScanReport, distinct_count
 
 __all__ = [
     "ApiError",
