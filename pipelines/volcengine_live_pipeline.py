@@ -53,8 +53,8 @@ from volcengine_live import (
     VolcengineLiveError,
     volcengine_live_source,
 )
-from volcengine_live.incremental import to_utc
 from volcengine_live.settings import MAX_PAGE_SIZE, REJECTS_TABLE_NAME, TABLE_NAME
+from volcengine_live.state import to_utc
 
 try:
     import fcntl
