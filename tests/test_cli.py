@@ -244,6 +244,24 @@ def test_missing_credentials_exit_2_naming_the_three_places(
     assert emu.stats.requests == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("PAGE_SIZE", "abc"), ("MAX_CONCURRENCY", "-1"), ("MAX_RESCANS", "-2")]
+)
+def test_a_bad_setting_exits_2_naming_it_and_where_to_fix_it(
+    configured: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(f"SOURCES__VOLCENGINE_LIVE__{name}", value)
+    run = cli(capsys)
+    assert run.code == 2
+    assert f"{name.lower()} {value!r}" in run.err
+    assert f"SOURCES__VOLCENGINE_LIVE__{name}" in run.err and "Traceback" not in run.err
+    assert configured.stats.requests == 0
+
+
 def test_wrong_secret_fails_fast_with_exit_3(
     configured: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

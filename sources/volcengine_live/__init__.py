@@ -22,7 +22,7 @@ import dlt
 from dlt.sources import DltResource
 
 from . import settings
-from .client import ClientConfig, LiveApiClient
+from .client import LiveApiClient
 from .credentials import VolcengineCredentials
 from .errors import (
     ApiError,
@@ -33,7 +33,8 @@ from .errors import (
 )
 from .incremental import StateObserver, WritePlan
 from .reader import ListReader
-from .state import IncrementalState, to_utc
+from .settings import Setting
+from .state import IncrementalState
 from .writer import RunWriter
 
 __all__ = [
@@ -53,18 +54,18 @@ logger = logging.getLogger(__name__)
 @dlt.source(name="volcengine_live", max_table_nesting=0)
 def volcengine_live_source(
     credentials: VolcengineCredentials = dlt.secrets.value,
-    endpoint: str = settings.DEFAULT_ENDPOINT,
-    region: str = settings.DEFAULT_REGION,
-    page_size: int = settings.DEFAULT_PAGE_SIZE,
-    lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
-    initial_start_time: str | None = None,
-    end_start_time: str | None = None,
-    requests_per_second: float | None = settings.DEFAULT_REQUESTS_PER_SECOND,
-    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
-    request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT,
-    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
-    backoff_seconds: float = settings.DEFAULT_BACKOFF_SECONDS,
-    max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+    endpoint: Setting = settings.DEFAULT_ENDPOINT,
+    region: Setting = settings.DEFAULT_REGION,
+    page_size: Setting = settings.DEFAULT_PAGE_SIZE,
+    lookback_hours: Setting = settings.DEFAULT_LOOKBACK_HOURS,
+    initial_start_time: Setting = None,
+    end_start_time: Setting = None,
+    requests_per_second: Setting = settings.DEFAULT_REQUESTS_PER_SECOND,
+    max_concurrency: Setting = settings.DEFAULT_MAX_CONCURRENCY,
+    request_timeout: Setting = settings.DEFAULT_REQUEST_TIMEOUT,
+    max_attempts: Setting = settings.DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: Setting = settings.DEFAULT_BACKOFF_SECONDS,
+    max_rescans: Setting = settings.DEFAULT_MAX_RESCANS,
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
@@ -85,47 +86,40 @@ def volcengine_live_source(
         backoff_seconds: first wait before a retry; doubles per attempt (jittered), at most
             30 s, or what the server's ``Retry-After`` asks.
         max_rescans: extra full passes when the list changes during a pass.
+
+    Raises:
+        ConfigurationError: credentials missing, or a setting of the wrong type or out of
+            range; the message names it and where to fix it.
     """
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
         raise ConfigurationError(MISSING_CREDENTIALS)
-    if not 1 <= int(page_size) <= settings.MAX_PAGE_SIZE:
-        raise ConfigurationError(
-            f"page_size {page_size} is out of range: the API takes 1 to "
-            f"{settings.MAX_PAGE_SIZE}. Fix [sources.volcengine_live] page_size."
-        )
-    if lookback_hours < 0:
-        raise ConfigurationError(
-            "lookback_hours must not be negative. Fix [sources.volcengine_live] lookback_hours."
-        )
-    since = _parse_setting("initial_start_time", initial_start_time)
-    until = _parse_setting("end_start_time", end_start_time)
-    if since and until and until <= since:
-        raise ConfigurationError(
-            f"end_start_time {until.isoformat()} is not after initial_start_time "
-            f"{since.isoformat()}: the backfill range is empty."
-        )
+    checked = settings.SourceSettings.checked(
+        endpoint=endpoint,
+        region=region,
+        page_size=page_size,
+        lookback_hours=lookback_hours,
+        initial_start_time=initial_start_time,
+        end_start_time=end_start_time,
+        requests_per_second=requests_per_second,
+        max_concurrency=max_concurrency,
+        request_timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_seconds=backoff_seconds,
+        max_rescans=max_rescans,
+    )
     client = LiveApiClient(
         credentials.access_key_id,
         credentials.secret_access_key,
         credentials.session_token,
-        ClientConfig(
-            endpoint=endpoint,
-            region=region,
-            service=settings.SERVICE,
-            request_timeout=float(request_timeout),
-            max_attempts=max(1, int(max_attempts)),
-            backoff_seconds=max(0.0, float(backoff_seconds)),
-            requests_per_second=float(requests_per_second) if requests_per_second else None,
-            max_concurrency=max(1, int(max_concurrency)),
-        ),
+        checked.client,
     )
     return pull_record_tasks(
         client,
-        page_size=int(page_size),
-        lookback=timedelta(hours=float(lookback_hours)),
-        since=since,
-        until=until,
-        max_rescans=max(0, int(max_rescans)),
+        page_size=checked.page_size,
+        lookback=timedelta(hours=checked.lookback_hours),
+        since=checked.initial_start_time,
+        until=checked.end_start_time,
+        max_rescans=checked.max_rescans,
     )
 
 
@@ -137,16 +131,6 @@ MISSING_CREDENTIALS = (
     "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY; (3) the official SDKs' "
     "VOLC_ACCESSKEY and VOLC_SECRETKEY."
 )
-
-
-def _parse_setting(name: str, value: str | datetime | None) -> datetime | None:
-    try:
-        return to_utc(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"{name} {value!r} is not an ISO 8601 time such as 2024-01-01T00:00:00+08:00. "
-            f"Fix [sources.volcengine_live] {name}."
-        ) from None
 
 
 @dlt.resource(name=settings.TABLE_NAME, write_disposition="merge")

@@ -28,6 +28,7 @@ from .errors import ApiError, ConfigurationError, RetriesExhaustedError, Transie
 from .rate_limit import RateLimiter
 from .responses import Page, parse_page
 from .scan import Scan
+from .settings import ClientConfig
 from .signing import VolcengineSigner
 
 __all__ = ["ClientConfig", "ClientStats", "LiveApiClient", "validate_endpoint"]
@@ -85,19 +86,6 @@ class ClientStats:
                 # From the first request sent to the last answer: the rate the API saw.
                 "request_seconds": round(span, 3),
             }
-
-
-@dataclass
-class ClientConfig:
-    endpoint: str = settings.DEFAULT_ENDPOINT
-    region: str = settings.DEFAULT_REGION
-    service: str = settings.SERVICE
-    request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT
-    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
-    backoff_seconds: float = settings.DEFAULT_BACKOFF_SECONDS
-    max_backoff_seconds: float = settings.DEFAULT_MAX_BACKOFF_SECONDS
-    requests_per_second: float | None = settings.DEFAULT_REQUESTS_PER_SECOND
-    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY
 
 
 def validate_endpoint(endpoint: str) -> str:
