@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 import dlt
 import duckdb
 import pytest
+from volcengine_live_run import pipeline_lock
 
 from volcengine_live import MISSING_CREDENTIALS, volcengine_live_source
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import EXIT_LOCKED, main, pipeline_lock
+from volcengine_live_pipeline import EXIT_LOCKED, main
 
 ACCESS_KEY = "AKLTcliTestKey0001"
 SECRET = "cli-test-secret-9f8e7d6c5b4a"  # must never appear in any output
