@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -39,6 +39,7 @@ from .errors import (
     RetriesExhaustedError,
     TransientError,
 )
+from .rate_limit import RateLimiter
 from .signing import VolcengineSigner
 
 try:  # orjson parses a 500-row page several times faster; dlt installs it on most platforms
@@ -119,54 +120,6 @@ class ClientStats:
                 # From the first request sent to the last answer: the rate the API saw.
                 "request_seconds": round(span, 3),
             }
-
-
-class RateLimiter:
-    """Spaces requests evenly at ``rate`` per second across threads; halves the pace when
-    the API answers 429 and climbs back to ``rate`` after a run of successes."""
-
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.target = rate
-        self.rate = rate
-        self._clock = clock
-        self._next_slot = 0.0
-        self._lock = threading.Lock()
-        self._successes = 0
-        self._last_throttle = float("-inf")
-
-    def acquire(self) -> None:
-        if not self.rate:
-            return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.rate
-        delay = slot - now
-        if delay > 0:
-            time.sleep(delay)
-
-    def throttled(self) -> None:
-        if not self.rate:
-            return
-        with self._lock:
-            self._successes = 0
-            now = self._clock()
-            # 429s from requests that were in flight together are one signal: halve once
-            # per second at most, or one burst would slow a scan to a crawl.
-            if now - self._last_throttle < 1.0:
-                return
-            self._last_throttle = now
-            self.rate = max(1.0, self.rate / 2)
-            logger.info("API answered 429: slowing to %.1f requests/s", self.rate)
-
-    def succeeded(self) -> None:
-        if not self.rate or not self.target or self.rate >= self.target:
-            return
-        with self._lock:
-            self._successes += 1
-            if self._successes >= 10:
-                self._successes = 0
-                self.rate = min(self.target, self.rate * 1.25)
 
 
 @dataclass
@@ -277,7 +230,7 @@ class LiveApiClient:
                 last_error = error
                 throttled = error.http_status == 429 or error.code == "FlowLimitExceeded"
                 if throttled:
-                    self.limiter.throttled()
+                    self.limiter.throttled(retry_after=error.retry_after)
                 retry_after = error.retry_after
                 reason = error.code
             except TransientError as error:
