@@ -107,6 +107,18 @@ def test_one_decrease_never_more_than_halves() -> None:
     assert limiter.rate == 20.0
 
 
+def test_429s_one_round_trip_apart_cannot_collapse_the_rate_within_a_window() -> None:
+    clock = Clock()
+    limiter = limiter_on(clock, 40.0)
+    for _ in range(5):  # each sent after the previous decrease: each one news
+        limiter.throttled(ticket=limiter.acquire())
+    assert limiter.decreases == 5
+    assert limiter.rate == 20.0
+    clock.now += 1.0  # a window later the room may be measured again
+    limiter.throttled(ticket=limiter.acquire())
+    assert limiter.rate == 10.0
+
+
 def test_429s_of_requests_in_flight_together_are_one_decrease() -> None:
     clock = Clock()
     limiter = limiter_on(clock, 40.0)

@@ -27,8 +27,9 @@ is read against that log:
   becomes ``0.97 x min(r, admitted)``: a gentle 3 % below the rate when the server took all
   we sent (latency jitter at the edge of the limit), and straight to just below the
   measured room when another client takes part of it (told 40, room for 20: 19.4 at once,
-  with no oscillation on the way). It never falls below half per burst, so one window that
-  happens to be empty of our requests (a competitor's burst) cannot collapse the rate.
+  with no oscillation on the way). It never falls below half the rate of one window
+  before, however many 429s come in it, so a window that is full of others' requests (a
+  competitor's burst, 429s one round trip apart at a low latency) cannot collapse it.
 * **one burst, one decrease**: 429s of requests sent before the last decrease were sent at
   the old rate (in flight when it changed) and change nothing more.
 * **``Retry-After``**: when an answer carries one, no request of this client starts before
@@ -128,6 +129,8 @@ class RateLimiter:
         self._pause_until = float("-inf")
         self._last_decrease = float("-inf")
         self._last_growth = float("-inf")
+        self._floor = 0.0
+        self._floor_until = float("-inf")
 
     # ------------------------------------------------------------------ the client's calls
 
@@ -173,7 +176,9 @@ class RateLimiter:
             sent_at = request.sent_at if request is not None else now
             admitted = self._admitted_before(request, sent_at)
             slower = self.decrease * min(self.rate, admitted)
-            self.rate = max(slower, self.rate / 2, self.min_rate)
+            if now >= self._floor_until:  # at most half the rate of one window ago
+                self._floor, self._floor_until = self.rate / 2, now + self.window
+            self.rate = max(slower, self._floor, self.min_rate)
             self._last_decrease = now
             self.decreases += 1
         logger.info(
