@@ -3,20 +3,25 @@ of the account), shared by all threads of one client.
 
 Design: a model of the server's one-second window
 --------------------------------------------------
-The API counts requests per account in a sliding one-second window and answers 429
-``FlowLimitExceeded`` to the first request over the limit. :class:`RateLimiter` keeps the
-same kind of window on the client side, over the moments requests were *sent* (in-flight
-requests included: a request counts from the moment it starts), and lets a request start
-only when that keeps the window within the current rate ``r``:
+The API allows an account 50 requests per second and answers 429 ``FlowLimitExceeded`` to
+the requests over it; the emulator counts them in a sliding one-second window, the strictest
+reading of "per second". :class:`RateLimiter` keeps the same kind of window on the client
+side, over the moments requests were *sent* (in-flight requests included: a request counts
+from the moment it starts), and lets a request start only when that keeps the window within
+the current rate ``r``:
 
-* at most ``n = ceil(r)`` requests start in any ``n / r + guard`` seconds. ``n / r >= 1``,
-  so no one-second window the server could see holds more than ``n`` of them; over time the
-  pace is ``r``. ``guard`` (20 ms) covers the spread of the network latency: the server sees
-  a request ``latency`` after it was sent, and two requests one window apart must still be
-  a window apart when they arrive, however their latencies differ;
-* consecutive starts are at least ``0.5 / r`` apart, so that the window is not spent in one
-  burst of every worker at once (a server whose limit is a small token bucket would refuse
-  that) while a pause, or the first page read alone, can still be caught up.
+* at most ``n = ceil(r)`` requests start in any ``n / r`` seconds (``>= 1``), so no
+  one-second window the server could see holds more than ``n`` of them, and over time the
+  pace is ``r``. Within 3 % of the account's documented limit a ``guard`` of 20 ms is
+  added to that window: the server sees a request one latency after it was sent, and two
+  requests a window apart must still be a window apart when they arrive, however their
+  latencies differ. Below it the guard would cost 2 % for nothing (told 40, the window of
+  40 can never reach 50), and after a 429 the 3 % step down leaves that margin anyway;
+* consecutive starts are at least ``0.8 / r`` apart: a pause (a retry, the first page read
+  alone) can be caught up at 1.25 times the rate, but the window is not spent in one burst
+  of every worker at once, which a server whose limit is a small token bucket would refuse,
+  and which leaves no worker free to absorb a slow answer: a start that waits for a worker
+  is late for good, since the window then holds its slot one window later too.
 
 Every request's outcome is kept beside its start (in flight, admitted, refused), and a 429
 is read against that log:
@@ -26,10 +31,12 @@ is read against that log:
   leaves this client (another client of the same account may take the rest), so the rate
   becomes ``0.97 x min(r, admitted)``: a gentle 3 % below the rate when the server took all
   we sent (latency jitter at the edge of the limit), and straight to just below the
-  measured room when another client takes part of it (told 40, room for 20: 19.4 at once,
-  with no oscillation on the way). It never falls below half the rate of one window
-  before, however many 429s come in it, so a window that is full of others' requests (a
-  competitor's burst, 429s one round trip apart at a low latency) cannot collapse it.
+  measured room when another client takes part of it (told 40, room for 20: 20 at once,
+  19.4 a window later, with no oscillation on the way). It never falls below half the rate
+  of one window before, however many 429s come in it, so a window full of others' requests
+  (a competitor's burst, or 429s one round trip apart at a low latency) cannot collapse it.
+  Against a competitor that never backs off the count overstates the room while we crowd it
+  out, so the rate comes down by one step per window: about five seconds from 40 to 20.
 * **one burst, one decrease**: 429s of requests sent before the last decrease were sent at
   the old rate (in flight when it changed) and change nothing more.
 * **``Retry-After``**: when an answer carries one, no request of this client starts before
@@ -64,6 +71,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from .settings import ACCOUNT_REQUESTS_PER_SECOND
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +112,8 @@ class RateLimiter:
         *,
         window: float = 1.0,
         guard: float = 0.02,
+        spacing: float = 0.8,
+        account_limit: float | None = ACCOUNT_REQUESTS_PER_SECOND,
         decrease: float = 0.97,
         min_rate: float = 1.0,
         max_pause: float = 60.0,
@@ -112,6 +123,8 @@ class RateLimiter:
         """The current pace (requests/s): ``target`` until the server refuses a request."""
         self.window = window
         self.guard = guard
+        self.spacing = spacing
+        self.account_limit = account_limit
         self.decrease = decrease
         self.min_rate = min(min_rate, self.target) if self.target else min_rate
         self.max_pause = max_pause
@@ -207,10 +220,11 @@ class RateLimiter:
         assert rate is not None
         log = self._log
         if log:
-            start = max(start, log[-1].sent_at + 0.5 / rate)
+            start = max(start, log[-1].sent_at + self.spacing / rate)
         n = math.ceil(rate - 1e-9)
         if len(log) >= n:
-            start = max(start, log[-n].sent_at + n / rate + self.guard)
+            edge = self.account_limit is None or rate > 0.97 * self.account_limit
+            start = max(start, log[-n].sent_at + n / rate + (self.guard if edge else 0.0))
         return start
 
     def _grow(self, now: float) -> None:
