@@ -260,7 +260,8 @@ def settle(log: list[tuple[float, float, str]], room: float) -> tuple[float | No
         return None, None
     starts = [start for start, _, _ in log]
     first, last = starts[0], starts[-1]
-    steps = int((last - first - 1.0) / 0.1)
+    # the last second is the scan's tail (retries of its last pages), not the limiter's pace
+    steps = int((last - first - 2.0) / 0.1)
     if steps < 1:
         return None, None
     settled: float | None = None

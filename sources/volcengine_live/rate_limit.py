@@ -12,11 +12,11 @@ the current rate ``r``:
 
 * at most ``n = ceil(r)`` requests start in any ``n / r`` seconds (``>= 1``), so no
   one-second window the server could see holds more than ``n`` of them, and over time the
-  pace is ``r``. Within 3 % of the account's documented limit a ``guard`` of 20 ms is
-  added to that window: the server sees a request one latency after it was sent, and two
-  requests a window apart must still be a window apart when they arrive, however their
-  latencies differ. Below it the guard would cost 2 % for nothing (told 40, the window of
-  40 can never reach 50), and after a 429 the 3 % step down leaves that margin anyway;
+  pace is ``r``. Within 10 % of the account's documented limit, and after any 429, a
+  ``guard`` of 20 ms is added to that window: the server sees a request one latency after
+  it was sent, and two requests a window apart must still be a window apart when they
+  arrive, however their latencies differ. Far below the limit (told 40 of 50) the guard
+  would cost 2 % for nothing;
 * consecutive starts are at least ``0.8 / r`` apart: a pause (a retry, the first page read
   alone) can be caught up at 1.25 times the rate, but the window is not spent in one burst
   of every worker at once, which a server whose limit is a small token bucket would refuse,
@@ -28,13 +28,14 @@ is read against that log:
 
 * **how far to slow down**: the server refused the request when its window held the
   requests of ours admitted in the second before it. That count is the room the account
-  leaves this client (another client of the same account may take the rest), so the rate
-  becomes ``0.97 x min(r, admitted)``: a gentle 3 % below the rate when the server took all
-  we sent (latency jitter at the edge of the limit), and straight to just below the
-  measured room when another client takes part of it (told 40, room for 20: 20 at once,
-  19.4 a window later, with no oscillation on the way). It never falls below half the rate
-  of one window before, however many 429s come in it, so a window full of others' requests
-  (a competitor's burst, or 429s one round trip apart at a low latency) cannot collapse it.
+  leaves this client (another client of the same account may take the rest). When it is
+  nearly all we sent (90 % or more: latency jitter at the edge of the limit blurs the
+  count by a few) the rate steps down a gentle 3 %; when it is far less, the rate goes
+  straight to 3 % below that measured room, where another client takes part of it (told
+  40, room for 20: 20 at once, 19.4 a window later, with no oscillation on the way). It
+  never falls below half the rate of one window before, however many 429s come in it, so a
+  window full of others' requests (a competitor's burst, or 429s one round trip apart at a
+  low latency) cannot collapse it.
   Against a competitor that never backs off the count overstates the room while we crowd it
   out, so the rate comes down by one step per window: about five seconds from 40 to 20.
 * **one burst, one decrease**: 429s of requests sent before the last decrease were sent at
@@ -82,8 +83,9 @@ _REFUSED = 2
 
 
 class Ticket:
-    """One request's start and outcome, as the limiter's window sees it. :meth:`RateLimiter.acquire`
-    returns it; a caller that reports outcomes from another thread passes it back."""
+    """One request's start and outcome, as the limiter's window sees it.
+    :meth:`RateLimiter.acquire` returns it; a caller that reports the outcome from another
+    thread than the one that acquired passes it back."""
 
     __slots__ = ("epoch", "sent_at", "state")
 
@@ -188,7 +190,10 @@ class RateLimiter:
                 return  # sent at the old rate, before the burst's first 429 slowed us down
             sent_at = request.sent_at if request is not None else now
             admitted = self._admitted_before(request, sent_at)
-            slower = self.decrease * min(self.rate, admitted)
+            # Nearly all we sent was admitted: the edge of the limit, a 3 % step. Far fewer:
+            # the room another client leaves us, measured.
+            room = self.rate if admitted >= 0.9 * self.rate else admitted
+            slower = self.decrease * room
             if now >= self._floor_until:  # at most half the rate of one window ago
                 self._floor, self._floor_until = self.rate / 2, now + self.window
             self.rate = max(slower, self._floor, self.min_rate)
@@ -223,9 +228,20 @@ class RateLimiter:
             start = max(start, log[-1].sent_at + self.spacing / rate)
         n = math.ceil(rate - 1e-9)
         if len(log) >= n:
-            edge = self.account_limit is None or rate > 0.97 * self.account_limit
-            start = max(start, log[-n].sent_at + n / rate + (self.guard if edge else 0.0))
+            start = max(start, log[-n].sent_at + n / rate + self.current_guard())
         return start
+
+    def current_guard(self) -> float:
+        """Seconds added to the window: ``guard``, or none while the rate is far below the
+        account's limit and no 429 has said that the room is smaller."""
+        rate = self.rate
+        far_below = (
+            rate is not None
+            and self.account_limit is not None
+            and rate <= 0.9 * self.account_limit
+            and not self.decreases
+        )
+        return 0.0 if far_below else self.guard
 
     def _grow(self, now: float) -> None:
         """Probe back towards the told rate, starting one window after the last decrease."""
