@@ -14,7 +14,6 @@ from volcengine_live.errors import (
     MalformedResponseError,
     TransientError,
 )
-from volcengine_live.rate_limit import RateLimiter
 from volcengine_live.responses import parse_page
 from volcengine_live.scan import distinct_count
 
@@ -134,15 +133,6 @@ def test_only_https_leaves_this_machine(endpoint: str) -> None:
 def test_loopback_may_use_http() -> None:
     assert validate_endpoint("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
     assert validate_endpoint("https://live.volcengineapi.com") == "https://live.volcengineapi.com"
-
-
-def test_rate_limiter_halves_on_429_and_recovers() -> None:
-    limiter = RateLimiter(40.0)
-    limiter.throttled()
-    assert limiter.rate == 20.0
-    for _ in range(100):
-        limiter.succeeded()
-    assert limiter.rate == 40.0
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ class LiveApiClient:
                 last_error = error
                 throttled = error.http_status == 429 or error.code == "FlowLimitExceeded"
                 if throttled:
-                    self.limiter.throttled()
+                    self.limiter.throttled(retry_after=error.retry_after)
                 retry_after = error.retry_after
                 reason = error.code
             except TransientError as error:
