@@ -35,6 +35,7 @@ from .errors import (
     VolcengineLiveError,
 )
 from .incremental import CursorState, WritePlan, to_utc
+from .open_tasks import OpenTaskBuffer
 from .records import REJECT_COLUMNS, tasks_to_arrow
 
 __all__ = [
@@ -223,10 +224,7 @@ def pull_record_tasks(
         # Open tasks wait for the end of the run, so that a task read by two passes (the
         # list moved) is written once, with the status the later pass saw.
         still_open = WritePlan.open_mask(selected)
-        open_tasks = selected.filter(still_open)
-        if open_tasks.num_rows:
-            open_rows.append(open_tasks)
-            open_ids.update(open_tasks.column("task_id").to_pylist())
+        open_buffer.add(selected.filter(still_open))
         settled = selected.filter(pc.invert(still_open))
         if open_ids and settled.num_rows:
             # Open when read before, settled now: written now, and not at the end.
@@ -242,8 +240,8 @@ def pull_record_tasks(
     # Each task and each reject is written at most once per run: a destination that
     # upserts (Delta) refuses a load holding two rows for one key.
     rejects_written: set[str] = set()
-    open_rows: list[pa.Table] = []
-    open_ids: set[str] = set()
+    open_buffer = OpenTaskBuffer(_spill_directory())
+    open_ids = open_buffer.ids
     settled_since: set[str] = set()
     reports: list[ScanReport] = []
     try:
@@ -263,11 +261,10 @@ def pull_record_tasks(
             )
         else:
             _check_union_complete(reports, max_rescans)
-        latest_open = _latest_per_task(open_rows, exclude=settled_since)
-        if latest_open is not None:
+        for latest_open in open_buffer.latest(exclude=settled_since):
             counts["rows_written"] += latest_open.num_rows
             yield _tasks_item(latest_open)
-        open_rows.clear()
+        open_buffer.close()
         late_days = plan.changed_days()
         if late_days:
             counts["late_days"] = len(late_days)
@@ -284,6 +281,7 @@ def pull_record_tasks(
         metrics.update(counts)
         metrics.update(client.stats.as_dict())
         client.close()
+        open_buffer.close()
 
 
 BATCH_ROWS = 10_000
@@ -316,25 +314,13 @@ def _unseen_by(
     return select_unseen
 
 
-def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | None:
-    """One row per TaskId from ``tables`` (the last one read), less ``exclude``."""
-    if not tables:
+def _spill_directory() -> str | None:
+    """Where the open tasks wait for the end of the run: the pipeline's working directory
+    (beside its load packages), or the system's temporary directory outside a pipeline."""
+    try:
+        return dlt.current.pipeline().working_dir
+    except Exception:  # no active pipeline: the resource is iterated on its own
         return None
-    rows = pa.concat_tables(tables, promote_options="default")
-    if exclude:
-        rows = rows.filter(
-            pc.invert(pc.is_in(rows.column("task_id"), value_set=pa.array(list(exclude))))
-        )
-    if rows.num_rows == 0:
-        return None
-    order = pa.array(range(rows.num_rows), pa.int64())
-    last = (
-        pa.table({"task_id": rows.column("task_id"), "order": order})
-        .group_by("task_id")
-        .aggregate([("order", "max")])
-        .column("order_max")
-    )
-    return rows.take(last)
 
 
 def _tasks_item(tasks: pa.Table) -> Any:
