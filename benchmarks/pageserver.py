@@ -88,18 +88,18 @@ def make_handler(pages: Pages) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             if self.path.startswith("/_emulator/stats"):
                 stats = {"requests": pages.requests, "throttled": 0, "open": pages.open}
                 self._send(json.dumps(stats).encode())
             else:
                 self._send(b"{}", 404)
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             pages.requests = 0
             self._send(b'{"ok":true}')
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             try:
