@@ -45,9 +45,11 @@ def run_source(endpoint: str, workdir: Path, rps: float | None, refresh: bool) -
     credentials = VolcengineCredentials()
     credentials.access_key_id = ACCESS_KEY_ID
     credentials.secret_access_key = SECRET_ACCESS_KEY
+    from volcengine_live.destination import duckdb_destination
+
     pipeline = dlt.pipeline(
         pipeline_name="bench_source",
-        destination=dlt.destinations.duckdb(str(workdir / "source.duckdb")),
+        destination=duckdb_destination(str(workdir / "source.duckdb")),
         dataset_name="volcengine_live_dataset",
         pipelines_dir=str(workdir / "pipelines"),
     )

@@ -53,6 +53,7 @@ from volcengine_live import (
     VolcengineLiveError,
     volcengine_live_source,
 )
+from volcengine_live.destination import duckdb_destination
 from volcengine_live.incremental import to_utc
 from volcengine_live.settings import MAX_PAGE_SIZE, REJECTS_TABLE_NAME, TABLE_NAME
 
@@ -245,7 +246,9 @@ def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
     """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
     # writing to the file of the directory the pipeline first ran in.
-    destination: Any = args.destination or dlt.destinations.duckdb(
+    # DuckDB's memory limit and threads are the source's (see volcengine_live.destination)
+    # unless dlt's configuration sets them.
+    destination: Any = args.destination or duckdb_destination(
         os.path.abspath(f"{args.pipeline_name}.duckdb")
     )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
