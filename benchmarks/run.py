@@ -251,7 +251,8 @@ def render(runs: list[Run], command: str, elapsed: float) -> str:
         "",
         f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in "
         f"{elapsed:.0f} s; Python {platform.python_version()}, {os.cpu_count()} cores, "
-        "emulator in its own process on loopback. Each tool runs in a fresh process: wall "
+        "emulator (scenario 1) or pre-rendered page server (scenarios 2-5) in its own "
+        "process on loopback. Each tool runs in a fresh process: wall "
         "time includes start-up, extract, normalize and load into DuckDB; peak RSS is the "
         "tool's process alone.",
         "",
