@@ -10,7 +10,11 @@ Tools, each configured as its users would:
   signer as its auth and a ``PageNumberPaginator`` that writes ``PageNum`` into the JSON
   body; DuckDB destination with its default settings;
 * ``sdk``: the official SDK's ``LiveService.list_pull_record_task`` in a loop, the pages
-  collected into a pandas DataFrame, then written to DuckDB.
+  collected into a pandas DataFrame, then written to DuckDB;
+* ``bare``: the physical limit of a Python client, not a loader: ``requests`` sessions, the
+  official SDK's ``SignerV4`` and ``orjson``, 8 threads (page 1 first, then the rest), each
+  page parsed and counted and nothing kept;
+* ``extract``: this project's source, extract step only (no normalize, no load).
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ def run_source(endpoint: str, workdir: Path, rps: float | None, refresh: bool) -
     credentials = VolcengineCredentials()
     credentials.access_key_id = ACCESS_KEY_ID
     credentials.secret_access_key = SECRET_ACCESS_KEY
+    from volcengine_live.destination import duckdb_destination
+
     pipeline = dlt.pipeline(
         pipeline_name="bench_source",
-        destination=dlt.destinations.duckdb(str(workdir / "source.duckdb")),
+        destination=duckdb_destination(str(workdir / "source.duckdb")),
         dataset_name="volcengine_live_dataset",
         pipelines_dir=str(workdir / "pipelines"),
     )
@@ -73,6 +79,72 @@ def run_source(endpoint: str, workdir: Path, rps: float | None, refresh: bool) -
         "scan_seconds": metrics.get("elapsed_seconds"),
         "request_seconds": metrics.get("request_seconds"),
     }
+
+
+def run_bare(endpoint: str, threads: int = 8) -> dict[str, Any]:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import orjson
+    import requests
+    from volcengine.auth.SignerV4 import SignerV4
+    from volcengine.base.Request import Request
+    from volcengine.Credentials import Credentials
+
+    scheme, host = endpoint.split("://", 1)
+    credentials = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, "live", "cn-north-1")
+    local = threading.local()
+
+    def fetch(page: int) -> tuple[int, int]:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        request = Request()
+        request.set_schema(scheme)
+        request.set_method("POST")
+        request.set_host(host)
+        request.set_path("/")
+        request.set_query({"Action": "ListPullRecordTask", "Version": "2023-01-01"})
+        request.set_headers({"Host": host, "Content-Type": "application/json"})
+        request.set_body(orjson.dumps({"PageNum": page, "PageSize": PAGE_SIZE}))
+        SignerV4.sign(request, credentials)
+        answer = session.post(request.build(), headers=request.headers, data=request.body)
+        result = orjson.loads(answer.content)["Result"]
+        return len(result["List"] or []), int(result["Pagination"]["TotalCount"])
+
+    rows, total = fetch(1)
+    pages = -(-total // PAGE_SIZE)
+    with ThreadPoolExecutor(threads) as pool:
+        rows += sum(found for found, _ in pool.map(fetch, range(2, pages + 1)))
+    return {"rows": rows}
+
+
+def run_extract(endpoint: str, workdir: Path) -> dict[str, Any]:
+    import dlt
+
+    from volcengine_live import VolcengineCredentials, volcengine_live_source
+
+    credentials = VolcengineCredentials()
+    credentials.access_key_id = ACCESS_KEY_ID
+    credentials.secret_access_key = SECRET_ACCESS_KEY
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_extract",
+        destination=dlt.destinations.duckdb(str(workdir / "extract.duckdb")),
+        dataset_name="volcengine_live_dataset",
+        pipelines_dir=str(workdir / "pipelines"),
+    )
+    source = volcengine_live_source(
+        credentials=credentials, endpoint=endpoint, page_size=PAGE_SIZE,
+        requests_per_second=None, max_concurrency=8,
+    )  # fmt: skip
+    info = pipeline.extract(source)
+    rows = 0
+    for per_load in info.metrics.values():
+        for step in per_load:
+            found = step["resource_metrics"].get("pull_record_tasks")
+            if found is not None:
+                rows = int(found.custom_metrics.get("rows_read") or 0)
+    return {"rows": rows}
 
 
 def run_rest_api(endpoint: str, workdir: Path) -> dict[str, Any]:
@@ -147,7 +219,7 @@ def run_sdk(endpoint: str, workdir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("tool", choices=["source", "rest_api", "sdk"])
+    parser.add_argument("tool", choices=["source", "extract", "bare", "rest_api", "sdk"])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--rps", type=float, default=None, help="source: requests_per_second")
@@ -157,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.tool == "source":
         result = run_source(args.endpoint, args.workdir, args.rps, args.refresh)
+    elif args.tool == "extract":
+        result = run_extract(args.endpoint, args.workdir)
+    elif args.tool == "bare":
+        result = run_bare(args.endpoint)
     elif args.tool == "rest_api":
         result = run_rest_api(args.endpoint, args.workdir)
     else:

@@ -19,6 +19,7 @@ from typing import Any
 import dlt
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live.destination import duckdb_destination
 from volcengine_live.metrics import last_run_metrics
 from volcengine_live.settings import TABLE_NAME
 
@@ -97,8 +98,10 @@ def demo_endpoint() -> Iterator[dict[str, Any]]:
 def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
     """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
-    # writing to the file of the directory the pipeline first ran in.
-    destination: Any = args.destination or dlt.destinations.duckdb(
+    # writing to the file of the directory the pipeline first ran in. DuckDB's memory limit
+    # and threads are the source's (see volcengine_live.destination) unless dlt's
+    # configuration sets them.
+    destination: Any = args.destination or duckdb_destination(
         os.path.abspath(f"{args.pipeline_name}.duckdb")
     )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")

@@ -35,7 +35,7 @@ from .incremental import StateObserver, WritePlan
 from .reader import ListReader
 from .settings import Setting
 from .state import IncrementalState
-from .writer import RunWriter
+from .writer import RunWriter, spill_directory
 
 __all__ = [
     "ApiError",
@@ -137,7 +137,7 @@ def pull_record_tasks(
     )
     observer = StateObserver(plan)
     reader = ListReader(client, page_size, max_rescans)
-    writer = RunWriter()
+    writer = RunWriter(spill_directory())
     late_days: set[int] = set()
     started = time.monotonic()
     try:
@@ -168,3 +168,4 @@ def pull_record_tasks(
             **client.stats.as_dict(),
         )
         client.close()
+        writer.close()

@@ -4,7 +4,8 @@ A destination that upserts (Delta) refuses a load holding two rows for one key, 
 may read a task more than once (several passes, a late-day pass). So settled tasks are
 written when first read and never again in the run; open tasks are held to the end and
 written once, with the status the last pass saw, so that a task that finished between two
-passes is not left "recording".
+passes is not left "recording". The held rows wait on disk (see ``open_tasks.py``), so an
+account that schedules many tasks ahead does not hold them in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from . import settings
 from .incremental import open_mask
+from .open_tasks import OpenTaskBuffer
 from .reader import EarlierPasses
 from .records import REJECT_COLUMNS
 
@@ -41,11 +43,11 @@ REJECT_COLUMN_HINTS: Any = {
 class RunWriter:
     """Turns selected tasks and rejects into dlt items, once per task and run."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill_directory: str | None = None) -> None:
         self.rows_written = 0
         self._rejects_written: set[str] = set()
-        self._held: list[pa.Table] = []
-        self._held_ids: set[str] = set()
+        self._spill_directory = spill_directory
+        self._held = OpenTaskBuffer(spill_directory)
         self._settled_since_held: set[str] = set()
         """Open when read before, settled now: written then, and not at the end."""
 
@@ -60,18 +62,16 @@ class RunWriter:
         they were held open: those are written once, at the end or when they settle."""
         if earlier is not None and tasks.num_rows:
             ids = tasks.column("task_id").to_pylist()
-            held = self._held_ids
+            held = self._held.ids
             keep = [not read or i in held for i, read in zip(ids, earlier.read(ids), strict=True)]
             tasks = tasks.filter(pa.array(keep, pa.bool_()))
         still_open = open_mask(tasks)
         open_tasks = tasks.filter(still_open)
-        if open_tasks.num_rows:
-            self._held.append(open_tasks)
-            self._held_ids.update(open_tasks.column("task_id").to_pylist())
+        self._held.add(open_tasks)
         settled = tasks.filter(pc.invert(still_open))
-        if self._held_ids and settled.num_rows:
+        if self._held.ids and settled.num_rows:
             settled_ids = settled.column("task_id").to_pylist()
-            self._settled_since_held.update(self._held_ids.intersection(settled_ids))
+            self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
             self.rows_written += settled.num_rows
             yield tasks_item(settled)
@@ -83,32 +83,26 @@ class RunWriter:
     def write_held(self) -> Iterator[Any]:
         """The open tasks held so far, one row each (the last read), less those written
         settled since. Open tasks read after this are not written in this run."""
-        latest = _latest_per_task(self._held, exclude=self._settled_since_held)
-        self._held.clear()
-        if latest is not None:
+        for latest in self._held.latest(exclude=self._settled_since_held):
             self.rows_written += latest.num_rows
             yield tasks_item(latest)
+        held_ids = self._held.ids
+        self._held.close()
+        self._held = OpenTaskBuffer(self._spill_directory)
+        self._held.ids.update(held_ids)  # still held open: later passes leave them out
+
+    def close(self) -> None:
+        """Remove the held rows' files."""
+        self._held.close()
 
 
-def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | None:
-    """One row per TaskId from ``tables`` (the last one read), less ``exclude``."""
-    if not tables:
+def spill_directory() -> str | None:
+    """Where open tasks wait for the end of the run: the pipeline's working directory
+    (beside its load packages), or the system's temporary directory outside a pipeline."""
+    try:
+        return str(dlt.current.pipeline().working_dir)
+    except Exception:  # no active pipeline: the resource is iterated on its own
         return None
-    rows = pa.concat_tables(tables, promote_options="default")
-    if exclude:
-        rows = rows.filter(
-            pc.invert(pc.is_in(rows.column("task_id"), value_set=pa.array(list(exclude))))
-        )
-    if rows.num_rows == 0:
-        return None
-    order = pa.array(range(rows.num_rows), pa.int64())
-    last = (
-        pa.table({"task_id": rows.column("task_id"), "order": order})
-        .group_by("task_id")
-        .aggregate([("order", "max")])
-        .column("order_max")
-    )
-    return rows.take(last)
 
 
 def tasks_item(tasks: pa.Table) -> Any:
