@@ -278,7 +278,8 @@ def test_pages_in_flight_together_may_report_totals_in_any_order() -> None:
     rows3, total3 = sim.page(3)
     sim.prepend(1)
     rows2, total2 = sim.page(2)
-    # Page 3 was served first (31 > 30 is page 2's) but answered last: no contradiction.
+    # Page 3 was served before the new task (30), page 2 after it (31); page 3 was asked
+    # for before page 2 answered, so no order between them is known: no contradiction.
     coverage.add(2, total2, rows2, sent_at=1, received_at=2)
     coverage.add(3, total3, rows3, sent_at=1.5, received_at=2.5)
     assert coverage.contradiction is None
