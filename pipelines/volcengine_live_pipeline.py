@@ -25,62 +25,37 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import sys
-import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, TextIO
+from datetime import datetime
 
-import dlt
-from dlt.common.configuration.exceptions import (
-    ConfigFieldMissingException,
-    ConfigurationException,
-    FieldLookupTraces,
-    LookupTrace,
-    LookupTraces,
-)
 from dlt.common.pipeline import get_dlt_pipelines_dir
-from dlt.pipeline.exceptions import PipelineStepFailed
-
-from volcengine_live import (
-    ApiError,
-    ConfigurationError,
-    VolcengineCredentials,
-    VolcengineLiveError,
-    volcengine_live_source,
+from volcengine_live_run import (
+    DATASET_NAME,
+    DEMO_PIPELINE_NAME,
+    DEMO_TASKS,
+    PIPELINE_NAME,
+    LockBusyError,
+    build_pipeline,
+    build_source,
+    demo_endpoint,
+    pipeline_lock,
+    run_pipeline,
 )
-from volcengine_live.incremental import to_utc
-from volcengine_live.settings import MAX_PAGE_SIZE, REJECTS_TABLE_NAME, TABLE_NAME
+from volcengine_live_summary import (
+    EXIT_CONFIG,
+    EXIT_LOCKED,
+    EXIT_OK,
+    report_error,
+    report_interrupted,
+    report_lock_busy,
+    summarise,
+)
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: runs are not locked
-    fcntl = None  # type: ignore[assignment]
+from volcengine_live.settings import MAX_PAGE_SIZE
+from volcengine_live.state import to_utc
 
-logger = logging.getLogger("volcengine_live.pipeline")
-
-PIPELINE_NAME = "volcengine_live"
-DATASET_NAME = "volcengine_live_dataset"  # DuckDB refuses a dataset named like its file's stem
-DEMO_PIPELINE_NAME = "volcengine_live_demo"  # the demo never mixes with a real account's data
-DEMO_TASKS = 5000
-DEMO_SEED = 20240101
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_API_REFUSED = 3
-EXIT_API_UNAVAILABLE = 4
-EXIT_DESTINATION = 5
-EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h: cron and Airflow may simply retry later
-EXIT_INTERRUPTED = 130
-
-
-class LockBusyError(Exception):
-    """Another run of the same pipeline holds the lock."""
+__all__ = ["EXIT_LOCKED", "main", "parse_args"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -187,323 +162,6 @@ def configure_logging(level: str | None) -> None:
     logging.getLogger("volcengine_live").setLevel(level or logging.WARNING)
 
 
-@contextlib.contextmanager
-def pipeline_lock(pipelines_dir: str, pipeline_name: str, wait: float) -> Iterator[str]:
-    """Hold an exclusive lock on ``<pipelines_dir>/<pipeline_name>.lock`` for the run.
-
-    The file sits beside dlt's working folder, not in it: dlt may wipe that folder. The
-    lock is released by the OS when the process ends, however it ends.
-    """
-    os.makedirs(pipelines_dir, exist_ok=True)
-    path = os.path.join(pipelines_dir, f"{pipeline_name}.lock")
-    with open(path, "a+") as handle:
-        if fcntl is not None:
-            deadline = time.monotonic() + max(0.0, wait)
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockBusyError(path) from None
-                    time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield path
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def demo_endpoint() -> Iterator[dict[str, Any]]:
-    """Start the bundled emulator with seeded tasks; yield the source arguments that point
-    at it (endpoint and the emulator's own credentials)."""
-    from volcengine_live_emulator import (
-        DEFAULT_ACCESS_KEY_ID,
-        DEFAULT_SECRET_ACCESS_KEY,
-        Emulator,
-    )
-
-    # Generated times hang off the anchor: midnight UTC keeps them the same all day, so a
-    # second demo run shows an incremental run; statuses follow the wall clock.
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    with Emulator(tasks=DEMO_TASKS, seed=DEMO_SEED, latency=0.0, now=today) as emulator:
-        emulator.store.advance()
-        credentials = VolcengineCredentials(
-            access_key_id=DEFAULT_ACCESS_KEY_ID, secret_access_key=DEFAULT_SECRET_ACCESS_KEY
-        )
-        credentials.resolve()  # complete as given: nothing is looked up in secrets.toml
-        print(f"Demo: API emulator with {DEMO_TASKS} tasks at {emulator.endpoint}")
-        yield {"endpoint": emulator.endpoint, "credentials": credentials}
-
-
-def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
-    """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
-    # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
-    # writing to the file of the directory the pipeline first ran in.
-    destination: Any = args.destination or dlt.destinations.duckdb(
-        os.path.abspath(f"{args.pipeline_name}.duckdb")
-    )
-    progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
-    return dlt.pipeline(
-        pipeline_name=args.pipeline_name,
-        destination=destination,
-        dataset_name=args.dataset_name,
-        pipelines_dir=args.pipelines_dir,
-        progress=None if progress == "none" else progress,  # type: ignore[arg-type]
-    )
-
-
-def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
-    """The source; only options given on the command line override the dlt configuration.
-
-    ``--since`` alone backfills up to now, ``--until`` alone from the beginning: either way
-    the run is a backfill (``end_start_time`` set) and the incremental state stays as it was.
-    """
-    kwargs: dict[str, Any] = dict(overrides)
-    if args.page_size is not None:
-        kwargs["page_size"] = args.page_size
-    if args.since or args.until:
-        until = args.until or datetime.now(timezone.utc)
-        kwargs["end_start_time"] = until.isoformat()
-        kwargs["initial_start_time"] = args.since.isoformat() if args.since else None
-    return volcengine_live_source(**kwargs)
-
-
-@dataclass
-class RunResult:
-    """What the summary needs from one run."""
-
-    rows_loaded: dict[str, int]
-    metrics: dict[str, Any]
-    rows_before: int | None
-    rows_after: int | None
-    elapsed: float
-    pending_loaded: int = 0
-
-
-class DestinationError(Exception):
-    """The destination failed before dlt's own steps started (reading the state back)."""
-
-
-def count_rows(pipeline: dlt.Pipeline) -> int | None:
-    """Rows in ``pull_record_tasks`` at the destination; 0 before the first load, ``None``
-    when the destination cannot be asked."""
-    if pipeline.default_schema_name is None or TABLE_NAME not in pipeline.default_schema.tables:
-        return 0
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(TABLE_NAME)
-            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}")
-        return int(rows[0][0]) if rows else None
-    except Exception as error:  # a count is a nicety: never fail the run over it
-        logger.debug("Could not count %s: %s", TABLE_NAME, error)
-        return None
-
-
-def run_pipeline(
-    pipeline: dlt.Pipeline, source: Any, full_refresh: bool, table_format: str | None = None
-) -> RunResult:
-    """Run extract, normalize and load; gather the numbers for the summary.
-
-    The state is read back from the destination first (as ``run`` would), so that the
-    row count before the run is right even when the local pipeline folder is new. A load
-    left pending by a failed run is finished first: dlt's ``run`` would load it and stop
-    without reading the API.
-    """
-    started = time.monotonic()
-    try:
-        pipeline.sync_destination()
-    except Exception as error:
-        raise DestinationError(error) from error
-    pending = len(pipeline.list_extracted_load_packages()) + len(
-        pipeline.list_normalized_load_packages()
-    )
-    if pending:
-        logger.warning("Finishing %d load package(s) left by an earlier failed run", pending)
-        pipeline.run()
-    before = 0 if full_refresh else count_rows(pipeline)
-    options: dict[str, Any] = {"table_format": table_format} if table_format else {}
-    if full_refresh:
-        options["refresh"] = "drop_sources"
-    pipeline.run(source, **options)
-    trace = pipeline.last_trace
-    rows_loaded: dict[str, int] = {}
-    if trace is not None and trace.last_normalize_info is not None:
-        rows_loaded = {
-            table: count
-            for table, count in trace.last_normalize_info.row_counts.items()
-            if not table.startswith("_dlt")
-        }
-    metrics: dict[str, Any] = {}
-    if trace is not None and trace.last_extract_info is not None:
-        for step_metrics in trace.last_extract_info.metrics.values():
-            resource = step_metrics[0]["resource_metrics"].get(TABLE_NAME)
-            if resource is not None:
-                metrics = dict(resource.custom_metrics)
-    return RunResult(
-        rows_loaded=rows_loaded,
-        metrics=metrics,
-        rows_before=before,
-        rows_after=count_rows(pipeline),
-        elapsed=time.monotonic() - started,
-        pending_loaded=pending,
-    )
-
-
-def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
-    """The DuckDB database file, when the destination is DuckDB."""
-    if pipeline.destination is None or not pipeline.destination.destination_type.endswith("duckdb"):
-        return None
-    try:
-        with pipeline.sql_client() as client:
-            database = getattr(client.credentials, "database", None)
-    except Exception:
-        return None
-    return os.path.relpath(database) if isinstance(database, str) else None
-
-
-def duckdb_command() -> str:
-    """The DuckDB command line as a user can type it: the one installed beside this
-    program (duckdb-cli is a dependency), relative to here when that is shorter."""
-    beside = Path(sys.executable).parent / "duckdb"
-    if beside.exists() and shutil.which("duckdb") != str(beside):
-        relative = os.path.relpath(beside)
-        return relative if len(relative) < len(str(beside)) else str(beside)
-    return "duckdb"
-
-
-def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
-    """A few lines saying what was loaded, what the API did, and where the data is."""
-    m = result.metrics
-    written = int(m.get("rows_written", result.rows_loaded.get(TABLE_NAME, 0)))
-    loaded = ", ".join(f"{t} {n} rows" for t, n in sorted(result.rows_loaded.items()))
-    note = " (backfill: incremental state unchanged)" if backfill else ""
-    lines = [f"Loaded: {loaded or 'no rows'}{note}"]
-    if result.pending_loaded:
-        lines.insert(0, f"Finished {result.pending_loaded} load(s) left by an earlier failed run")
-    if result.rows_before is not None and result.rows_after is not None:
-        new = result.rows_after - result.rows_before
-        lines.append(
-            f"Tasks: {new} new, {max(0, written - new)} updated; {result.rows_after} in the table"
-        )
-    late = int(m.get("late_days", 0))
-    lines.append(
-        f"Read: {int(m.get('rows_read', 0))} rows in {int(m.get('scans', 0))} pass(es); "
-        f"{int(m.get('flagged', 0))} flagged (data_issues), "
-        f"{int(m.get('rejected', 0))} rejected ({REJECTS_TABLE_NAME})"
-        + (f"; {late} earlier day(s) changed and were re-read" if late else "")
-    )
-    lines.append(
-        f"API: {int(m.get('requests', 0))} requests, {int(m.get('retries', 0))} retries, "
-        f"{int(m.get('throttled', 0))} throttled (HTTP 429)"
-    )
-    lines.append(f"Elapsed: {result.elapsed:.1f}s")
-    table = f"{pipeline.dataset_name}.{TABLE_NAME}"
-    database = duckdb_file(pipeline)
-    if database:
-        lines.append(f"Data: DuckDB file {database}, table {table}")
-        query = f"SELECT status_code, count(*) FROM {table} GROUP BY ALL ORDER BY 2 DESC"
-        lines.append(f'Query: {duckdb_command()} {database} -c "{query}"')
-        lines.append(
-            "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
-            "which reads this file)"
-        )
-    else:
-        name = pipeline.destination.destination_name if pipeline.destination else "?"
-        lines.append(f"Data: destination {name}, table {table}")
-    return "\n".join(lines)
-
-
-def find_cause(error: BaseException) -> BaseException:
-    """The most telling exception in a dlt chain: ours if any, else the innermost."""
-    seen: set[int] = set()
-    queue: list[BaseException] = [error]
-    innermost = error
-    while queue:
-        current = queue.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, VolcengineLiveError):
-            return current
-        innermost = current
-        for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
-            if isinstance(link, BaseException):
-                queue.append(link)
-    return innermost
-
-
-def _missing_fields(error: ConfigFieldMissingException) -> str:
-    """dlt's own message lists every key it tried; the missing fields and one example
-    environment variable are enough here."""
-    names: list[str] = []
-    example: str | None = None
-    pending: list[tuple[str, FieldLookupTraces]] = [("", error.traces)]
-    while pending:
-        prefix, traces = pending.pop(0)
-        for name, field_traces in traces.items():
-            nested = [t for t in field_traces if isinstance(t, LookupTraces)]
-            if nested:
-                pending.append((f"{prefix}{name}.", nested[0].traces))
-                continue
-            names.append(prefix + name)
-            keys = [
-                t.key
-                for t in field_traces
-                if isinstance(t, LookupTrace) and t.provider == "Environment Variables"
-            ]
-            if example is None and keys:
-                example = next((k for k in keys if k.startswith("DESTINATION__")), keys[0])
-    hint = f" (for example the environment variable {example})" if example else ""
-    return (
-        f"Configuration error: {error.spec_name} is missing {', '.join(names)}. Set them in "
-        f".dlt/secrets.toml or .dlt/config.toml, or as environment variables{hint}; "
-        "--log-level debug lists every place dlt looked."
-    )
-
-
-def report_error(error: BaseException, stream: TextIO) -> int:
-    """Print one paragraph (what failed, why, what to do) and return the exit code."""
-    cause = find_cause(error)
-    step = error.step if isinstance(error, PipelineStepFailed) else None
-    if isinstance(cause, ConfigurationError):
-        code, text = EXIT_CONFIG, f"Configuration error: {cause}"
-    elif isinstance(cause, ApiError):
-        code, text = EXIT_API_REFUSED, f"The API refused the request. {cause}"
-    elif isinstance(cause, VolcengineLiveError):  # RetriesExhaustedError, IncompleteScanError
-        code, text = EXIT_API_UNAVAILABLE, f"Reading the task list failed. {cause}"
-    elif isinstance(cause, ConfigFieldMissingException):
-        code, text = EXIT_CONFIG, _missing_fields(cause)
-    elif isinstance(cause, ConfigurationException):
-        code = EXIT_CONFIG
-        text = f"Configuration error: {cause}. Check .dlt/config.toml and .dlt/secrets.toml."
-    elif step in ("load", "sync") or isinstance(error, DestinationError):
-        step = step or "sync"
-        code = EXIT_DESTINATION
-        text = (
-            f"The destination failed during {step}: {type(cause).__name__}: {cause}. "
-            "Check the destination's configuration, that it is reachable and (for a DuckDB "
-            "file) that no other program has it open. The incremental state did not advance: "
-            "run again once it is fixed."
-        )
-    else:
-        code = EXIT_ERROR
-        where = f" during {step}" if step else ""
-        text = (
-            f"Unexpected error{where}: {type(cause).__name__}: {cause}. Run again with "
-            "--log-level debug to see the traceback."
-        )
-    if code != EXIT_CONFIG and not text.rstrip().endswith("."):
-        text = text.rstrip() + "."
-    print(f"volcengine-live: {text} (exit code {code})", file=stream)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code (see the module docstring)."""
     try:
@@ -526,20 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             print(summarise(pipeline, result, backfill=bool(args.since or args.until)))
         return EXIT_OK
     except LockBusyError as busy:
-        print(
-            f"volcengine-live: another run of pipeline {args.pipeline_name!r} is in progress "
-            f"(lock {busy}). Not starting a second one; try again when it has finished, or "
-            f"pass --wait-for-lock SECONDS. (exit code {EXIT_LOCKED})",
-            file=sys.stderr,
-        )
-        return EXIT_LOCKED
+        return report_lock_busy(args.pipeline_name, str(busy), sys.stderr)
     except KeyboardInterrupt:
-        print(
-            "volcengine-live: interrupted. Run again: an unfinished load is completed first "
-            f"and the state advances only with a completed scan. (exit code {EXIT_INTERRUPTED})",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        return report_interrupted(sys.stderr)
     except Exception as error:
         if debug:
             traceback.print_exception(error, file=sys.stderr)

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live.metrics import last_run_metrics
 from volcengine_live_emulator import Emulator
 
 ACCESS_KEY_ID = "AKLTtestsuite"
@@ -99,15 +100,10 @@ class Loader:
 
     @staticmethod
     def metrics(pipeline: dlt.Pipeline) -> dict[str, Any]:
-        trace = pipeline.last_trace
-        extract = trace.last_extract_info
-        assert extract is not None
-        for per_load in extract.metrics.values():
-            for step in per_load:
-                found = step["resource_metrics"].get("pull_record_tasks")
-                if found is not None:
-                    return dict(found.custom_metrics)
-        raise AssertionError("no metrics for pull_record_tasks")
+        found = last_run_metrics(pipeline)
+        if found is None:
+            raise AssertionError("no metrics for pull_record_tasks")
+        return found
 
     def state(self) -> dict[str, Any]:
         sources = self.pipeline().state.get("sources", {})

@@ -1,19 +1,23 @@
-"""The signer as a dlt auth object works with dlt's own REST client against the emulator."""
+"""The credentials, as a dlt auth object, work with dlt's REST client against the emulator."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from dlt.common.configuration import resolve_configuration
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 
-from volcengine_live.auth import VolcengineAuth
+from volcengine_live import VolcengineCredentials
 from volcengine_live_emulator import Emulator
 
 
 def test_rest_client_pages_through_the_emulator_with_volcengine_auth(emulator: Emulator) -> None:
     client = RESTClient(
         base_url=emulator.endpoint + "/",
-        auth=VolcengineAuth(access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY),
+        auth=VolcengineCredentials(
+            access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY
+        ),
         paginator=PageNumberPaginator(
             base_page=1, page_body_path="PageNum", total_path="Result.Pagination.PageTotal"
         ),
@@ -36,7 +40,7 @@ def test_rest_client_pages_through_the_emulator_with_volcengine_auth(emulator: E
 def test_a_wrong_secret_is_refused(emulator: Emulator) -> None:
     client = RESTClient(
         base_url=emulator.endpoint + "/",
-        auth=VolcengineAuth(access_key_id=ACCESS_KEY_ID, secret_access_key="not-the-secret"),
+        auth=VolcengineCredentials(access_key_id=ACCESS_KEY_ID, secret_access_key="not-the-secret"),
     )
     response = client.session.post(
         client.base_url,
@@ -47,3 +51,23 @@ def test_a_wrong_secret_is_refused(emulator: Emulator) -> None:
     assert response.status_code == 401
     assert response.json()["ResponseMetadata"]["Error"]["Code"] == "SignatureDoesNotMatch"
     assert "not-the-secret" not in repr(client.auth)
+
+
+def test_credentials_resolved_the_dlt_way_sign_as_an_auth(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One class: the spec dlt resolves from the environment is the auth that signs."""
+    monkeypatch.setenv("VOLC_ACCESSKEY", ACCESS_KEY_ID)
+    monkeypatch.setenv("VOLC_SECRETKEY", SECRET_ACCESS_KEY)
+    auth = resolve_configuration(
+        VolcengineCredentials(), sections=("sources", "volcengine_live", "credentials")
+    )
+    response = RESTClient(base_url=emulator.endpoint + "/", auth=auth).session.post(
+        emulator.endpoint + "/",
+        params={"Action": "ListPullRecordTask", "Version": "2023-01-01"},
+        json={"PageNum": 1, "PageSize": 10},
+        auth=auth,
+    )
+    assert response.status_code == 200, response.text
+    for text in (repr(auth), str(auth), f"{auth!r}"):
+        assert SECRET_ACCESS_KEY not in text

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 import dlt
 import duckdb
 import pytest
+from volcengine_live_run import pipeline_lock
 
 from volcengine_live import MISSING_CREDENTIALS, volcengine_live_source
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import EXIT_LOCKED, main, pipeline_lock
+from volcengine_live_pipeline import EXIT_LOCKED, main
 
 ACCESS_KEY = "AKLTcliTestKey0001"
 SECRET = "cli-test-secret-9f8e7d6c5b4a"  # must never appear in any output
@@ -242,6 +243,24 @@ def test_missing_credentials_exit_2_naming_the_three_places(
         assert place in run.err
     assert "Traceback" not in run.err
     assert emu.stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PAGE_SIZE", "abc"), ("MAX_CONCURRENCY", "-1"), ("MAX_RESCANS", "-2")]
+)
+def test_a_bad_setting_exits_2_naming_it_and_where_to_fix_it(
+    configured: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(f"SOURCES__VOLCENGINE_LIVE__{name}", value)
+    run = cli(capsys)
+    assert run.code == 2
+    assert f"{name.lower()} {value!r}" in run.err
+    assert f"SOURCES__VOLCENGINE_LIVE__{name}" in run.err and "Traceback" not in run.err
+    assert configured.stats.requests == 0
 
 
 def test_wrong_secret_fails_fast_with_exit_3(

@@ -7,13 +7,16 @@ from array import array
 
 import pytest
 
-from volcengine_live.client import RateLimiter, distinct_count, parse_page, validate_endpoint
+from volcengine_live.client import validate_endpoint
 from volcengine_live.errors import (
     ApiError,
     ConfigurationError,
     MalformedResponseError,
     TransientError,
 )
+from volcengine_live.rate_limit import RateLimiter
+from volcengine_live.responses import parse_page
+from volcengine_live.scan import distinct_count
 
 
 def envelope(code: str, code_n: int = 0) -> bytes:

@@ -12,8 +12,8 @@ import pytest
 from conftest import Loader, assert_matches_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from volcengine_live.incremental import to_utc
 from volcengine_live.settings import STATUS_CODES
+from volcengine_live.state import to_utc
 
 SETTLED = {"已结束", "停用"}
 

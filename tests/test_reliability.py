@@ -36,7 +36,6 @@ from conftest import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 from reliability_support import PageLog, find_in_chain, page_log
 
-import volcengine_live
 from volcengine_live import (
     ApiError,
     ConfigurationError,
@@ -45,6 +44,7 @@ from volcengine_live import (
     volcengine_live_source,
 )
 from volcengine_live.client import ClientConfig, LiveApiClient
+from volcengine_live.reader import BATCH_ROWS
 from volcengine_live.signing import utc_now
 from volcengine_live_emulator import Emulator
 
@@ -673,7 +673,7 @@ def test_an_unknown_field_whose_type_differs_between_batches_does_not_break_the_
 ) -> None:
     """An account larger than one batch: the newest task has the new field as ``first``,
     the oldest (read in the next batch) as ``second``."""
-    batch = int(volcengine_live.BATCH_ROWS)
+    batch = int(BATCH_ROWS)
     with Emulator(
         tasks=batch + 500,
         seed=31,

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
-from volcengine_live.incremental import CursorState, WritePlan
+from volcengine_live.incremental import StateObserver, WritePlan
 from volcengine_live.records import tasks_to_arrow
+from volcengine_live.state import IncrementalState
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 SEEN = NOW
@@ -36,24 +37,29 @@ def ids(table: pa.Table) -> set[str]:
 
 
 def test_first_run_writes_everything_and_cursor_stops_at_now() -> None:
-    plan = WritePlan(CursorState(), timedelta(hours=24), NOW)
+    plan = WritePlan(IncrementalState(), timedelta(hours=24), NOW)
+    observer = StateObserver(plan)
     rows = page(
         task("old", NOW - timedelta(days=300)),
         task("recent", NOW - timedelta(hours=1)),
         task("next-year", NOW + timedelta(days=365), "未开始"),
         task("old-recording", NOW - timedelta(days=3), "生效中"),
     )
+    observer.observe(rows)
     assert ids(plan.select(rows)) == {"old", "recent", "next-year", "old-recording"}
-    state = plan.next_state()
-    assert state.cursor == NOW - timedelta(hours=1)
+    state = observer.next_state()
+    assert state.start_time_cursor == NOW - timedelta(hours=1)
     # Only open tasks starting before the next window need remembering: the scheduled
     # one is inside the window (it starts after the cursor) and is written anyway.
     assert state.open_task_ids == {"old-recording"}
 
 
 def test_later_run_writes_window_open_and_previously_open_only() -> None:
-    previous = CursorState(cursor=NOW - timedelta(hours=1), open_task_ids=frozenset({"was-open"}))
+    previous = IncrementalState(
+        start_time_cursor=NOW - timedelta(hours=1), open_task_ids=frozenset({"was-open"})
+    )
     plan = WritePlan(previous, timedelta(hours=24), NOW)
+    observer = StateObserver(plan)
     rows = page(
         task("old-settled", NOW - timedelta(days=30)),
         task("was-open", NOW - timedelta(days=30)),  # finished since the last run
@@ -62,13 +68,14 @@ def test_later_run_writes_window_open_and_previously_open_only() -> None:
         task("unknown-status", NOW - timedelta(days=40), "新状态"),
         task("no-start", None),
     )
+    observer.observe(rows)
     written = ids(plan.select(rows))
     assert written == {"was-open", "old-recording", "in-window", "unknown-status", "no-start"}
-    assert plan.next_state().open_task_ids == {"old-recording", "unknown-status", "no-start"}
+    assert observer.next_state().open_task_ids == {"old-recording", "unknown-status", "no-start"}
 
 
 def test_backfill_writes_the_range_and_keeps_the_state() -> None:
-    previous = CursorState(cursor=NOW, open_task_ids=frozenset({"x"}))
+    previous = IncrementalState(start_time_cursor=NOW, open_task_ids=frozenset({"x"}))
     since, until = NOW - timedelta(days=10), NOW - timedelta(days=5)
     plan = WritePlan(previous, timedelta(hours=24), NOW, since=since, until=until)
     rows = page(
@@ -79,20 +86,22 @@ def test_backfill_writes_the_range_and_keeps_the_state() -> None:
         task("at-end", until),
         task("no-start", None),
     )
+    observer = StateObserver(plan)
+    observer.observe(rows)
     assert ids(plan.select(rows)) == {"first", "inside-open", "last"}
-    assert plan.next_state() == previous
+    assert observer.next_state() == previous
 
 
 def test_initial_start_time_is_a_floor_for_settled_tasks() -> None:
     since = NOW - timedelta(days=7)
-    plan = WritePlan(CursorState(), timedelta(hours=24), NOW, since=since)
+    plan = WritePlan(IncrementalState(), timedelta(hours=24), NOW, since=since)
     rows = page(task("too-old", since - timedelta(days=1)), task("ok", since), task("nul", None))
     assert ids(plan.select(rows)) == {"ok", "nul"}
 
 
 def test_state_round_trips_through_a_dict() -> None:
     state: dict[str, object] = {}
-    original = CursorState(cursor=NOW, open_task_ids=frozenset({"b", "a"}))
+    original = IncrementalState(start_time_cursor=NOW, open_task_ids=frozenset({"b", "a"}))
     original.save(state)
     assert state["open_task_ids"] == ["a", "b"]
-    assert CursorState.load(state) == original
+    assert IncrementalState.load(state) == original

@@ -1,6 +1,21 @@
-"""Defaults and fixed facts of the ``ListPullRecordTask`` API."""
+"""Every setting of the source in one place: its default, the fixed facts of the
+``ListPullRecordTask`` API, and the check each configured value must pass.
+
+Why the source checks values itself rather than leaving it to dlt's type coercion: dlt's
+error for ``SOURCES__VOLCENGINE_LIVE__PAGE_SIZE=abc`` names neither the place to fix nor the
+range, a value passed from Python is not coerced at all, and a negative count would be
+accepted. Every bad value raises :class:`ConfigurationError` naming the setting.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from .errors import ConfigurationError
+from .state import to_utc
 
 DEFAULT_ENDPOINT = "https://live.volcengineapi.com"
 DEFAULT_REGION = "cn-north-1"
@@ -56,3 +71,163 @@ ENV_ACCESS_KEY = "VOLC_ACCESSKEY"
 ENV_SECRET_KEY = "VOLC_SECRETKEY"
 ENV_SESSION_TOKEN = "VOLC_SESSIONTOKEN"
 """Environment variables the official Volcengine SDKs read."""
+
+
+SECTION = "sources.volcengine_live"
+
+Setting = Optional[Any]  # noqa: UP045 (dlt reads the annotation at runtime)
+"""The type of each setting in the source's signature. For this type alone dlt hands the
+value over as configured (a TOML number, an environment string) instead of coercing it,
+so that :meth:`SourceSettings.checked` can refuse a bad one by name."""
+
+
+def where_to_fix(name: str) -> str:
+    """Where a user sets ``name``: the config section and the environment variable."""
+    variable = f"{SECTION}.{name}".upper().replace(".", "__")
+    return f"Fix [{SECTION}] {name} in .dlt/config.toml, or the environment variable {variable}."
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """What :class:`~volcengine_live.client.LiveApiClient` needs, checked already."""
+
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = DEFAULT_REGION
+    service: str = SERVICE
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS
+    requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """The source's settings, converted and checked: build it with :meth:`checked`."""
+
+    client: ClientConfig
+    page_size: int = DEFAULT_PAGE_SIZE
+    lookback_hours: float = DEFAULT_LOOKBACK_HOURS
+    initial_start_time: datetime | None = None
+    end_start_time: datetime | None = None
+    max_rescans: int = DEFAULT_MAX_RESCANS
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        endpoint: Any,
+        region: Any,
+        page_size: Any,
+        lookback_hours: Any,
+        initial_start_time: Any,
+        end_start_time: Any,
+        requests_per_second: Any,
+        max_concurrency: Any,
+        request_timeout: Any,
+        max_attempts: Any,
+        backoff_seconds: Any,
+        max_rescans: Any,
+    ) -> SourceSettings:
+        """Settings from values as configured (TOML values, environment strings, Python
+        objects); raises :class:`ConfigurationError` naming the first bad one."""
+        since = _time("initial_start_time", initial_start_time)
+        until = _time("end_start_time", end_start_time)
+        if since and until and until <= since:
+            raise ConfigurationError(
+                f"end_start_time {until.isoformat()} is not after initial_start_time "
+                f"{since.isoformat()}: the backfill range is empty."
+            )
+        checked_page_size = _whole("page_size", page_size)
+        if not 1 <= checked_page_size <= MAX_PAGE_SIZE:
+            raise ConfigurationError(
+                f"page_size {page_size} is out of range: the API takes 1 to {MAX_PAGE_SIZE}. "
+                + where_to_fix("page_size")
+            )
+        client = ClientConfig(
+            endpoint=_text("endpoint", endpoint),
+            region=_text("region", region),
+            request_timeout=_number("request_timeout", request_timeout, 0, above=True),
+            max_attempts=_whole("max_attempts", max_attempts, minimum=1),
+            backoff_seconds=_number("backoff_seconds", backoff_seconds, 0),
+            requests_per_second=_rate(requests_per_second),
+            max_concurrency=_whole("max_concurrency", max_concurrency, minimum=1),
+        )
+        return cls(
+            client=client,
+            page_size=checked_page_size,
+            lookback_hours=_number("lookback_hours", lookback_hours, 0),
+            initial_start_time=since,
+            end_start_time=until,
+            max_rescans=_whole("max_rescans", max_rescans, minimum=0),
+        )
+
+
+def _refuse(name: str, value: Any, what: str) -> ConfigurationError:
+    return ConfigurationError(f"{name} {value!r} is not {what}. {where_to_fix(name)}")
+
+
+def _out_of_range(name: str, value: Any, bound: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{name} {value!r} is out of range: it must be {bound}. {where_to_fix(name)}"
+    )
+
+
+def _whole(name: str, value: Any, minimum: int | None = None) -> int:
+    """A whole number (at least ``minimum``): an int, an integral float, or such a string."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise _refuse(name, value, "a whole number") from None
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise _refuse(name, value, "a whole number")
+    if minimum is not None and number < minimum:
+        raise _out_of_range(name, value, f"at least {minimum}")
+    return number
+
+
+def _number(name: str, value: Any, minimum: float, above: bool = False) -> float:
+    """A finite number at least ``minimum`` (above it, with ``above``)."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _refuse(name, value, "a number") from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise _refuse(name, value, "a number")
+    if not math.isfinite(number):
+        raise _refuse(name, value, "a finite number")
+    if number < minimum or (above and number == minimum):
+        raise _out_of_range(
+            name, value, f"more than {minimum:g}" if above else f"at least {minimum:g}"
+        )
+    return float(number)
+
+
+def _rate(value: Any) -> float | None:
+    """Requests per second; ``None``, 0 or ``"none"`` mean no client-side cap."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    rate = _number("requests_per_second", value, 0)
+    return rate or None
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _refuse(name, value, "a non-empty string")
+    return value
+
+
+def _time(name: str, value: Any) -> datetime | None:
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise _refuse(name, value, "an ISO 8601 time such as 2024-01-01T00:00:00+08:00")
+    try:
+        return to_utc(value)
+    except ValueError:
+        raise _refuse(name, value, "an ISO 8601 time such as 2024-01-01T00:00:00+08:00") from None

@@ -1,0 +1,202 @@
+"""Running one load: the lock that keeps a second run of the same pipeline out, the
+bundled emulator for ``--demo``, the dlt pipeline and source built from the command line,
+and the run itself with the numbers the summary needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import dlt
+
+from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live.metrics import last_run_metrics
+from volcengine_live.settings import TABLE_NAME
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger("volcengine_live.pipeline")
+
+PIPELINE_NAME = "volcengine_live"
+DATASET_NAME = "volcengine_live_dataset"  # DuckDB refuses a dataset named like its file's stem
+DEMO_PIPELINE_NAME = "volcengine_live_demo"  # the demo never mixes with a real account's data
+DEMO_TASKS = 5000
+DEMO_SEED = 20240101
+
+
+class LockBusyError(Exception):
+    """Another run of the same pipeline holds the lock."""
+
+
+@contextlib.contextmanager
+def pipeline_lock(pipelines_dir: str, pipeline_name: str, wait: float) -> Iterator[str]:
+    """Hold an exclusive lock on ``<pipelines_dir>/<pipeline_name>.lock`` for the run.
+
+    The file sits beside dlt's working folder, not in it: dlt may wipe that folder. The
+    lock is released by the OS when the process ends, however it ends.
+    """
+    os.makedirs(pipelines_dir, exist_ok=True)
+    path = os.path.join(pipelines_dir, f"{pipeline_name}.lock")
+    with open(path, "a+") as handle:
+        if fcntl is not None:
+            deadline = time.monotonic() + max(0.0, wait)
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockBusyError(path) from None
+                    time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield path
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def demo_endpoint() -> Iterator[dict[str, Any]]:
+    """Start the bundled emulator with seeded tasks; yield the source arguments that point
+    at it (endpoint and the emulator's own credentials)."""
+    from volcengine_live_emulator import (
+        DEFAULT_ACCESS_KEY_ID,
+        DEFAULT_SECRET_ACCESS_KEY,
+        Emulator,
+    )
+
+    # Generated times hang off the anchor: midnight UTC keeps them the same all day, so a
+    # second demo run shows an incremental run; statuses follow the wall clock.
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    with Emulator(tasks=DEMO_TASKS, seed=DEMO_SEED, latency=0.0, now=today) as emulator:
+        emulator.store.advance()
+        credentials = VolcengineCredentials(
+            access_key_id=DEFAULT_ACCESS_KEY_ID, secret_access_key=DEFAULT_SECRET_ACCESS_KEY
+        )
+        credentials.resolve()  # complete as given: nothing is looked up in secrets.toml
+        print(f"Demo: API emulator with {DEMO_TASKS} tasks at {emulator.endpoint}")
+        yield {"endpoint": emulator.endpoint, "credentials": credentials}
+
+
+def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
+    """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
+    # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
+    # writing to the file of the directory the pipeline first ran in.
+    destination: Any = args.destination or dlt.destinations.duckdb(
+        os.path.abspath(f"{args.pipeline_name}.duckdb")
+    )
+    progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
+    return dlt.pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=destination,
+        dataset_name=args.dataset_name,
+        pipelines_dir=args.pipelines_dir,
+        progress=None if progress == "none" else progress,  # type: ignore[arg-type]
+    )
+
+
+def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    """The source; only options given on the command line override the dlt configuration.
+
+    ``--since`` alone backfills up to now, ``--until`` alone from the beginning: either way
+    the run is a backfill (``end_start_time`` set) and the incremental state stays as it was.
+    """
+    kwargs: dict[str, Any] = dict(overrides)
+    if args.page_size is not None:
+        kwargs["page_size"] = args.page_size
+    if args.since or args.until:
+        until = args.until or datetime.now(timezone.utc)
+        kwargs["end_start_time"] = until.isoformat()
+        kwargs["initial_start_time"] = args.since.isoformat() if args.since else None
+    return volcengine_live_source(**kwargs)
+
+
+@dataclass
+class RunResult:
+    """What the summary needs from one run."""
+
+    rows_loaded: dict[str, int]
+    metrics: dict[str, Any]
+    rows_before: int | None
+    rows_after: int | None
+    elapsed: float
+    pending_loaded: int = 0
+
+
+class DestinationError(Exception):
+    """The destination failed before dlt's own steps started (reading the state back)."""
+
+
+def count_rows(pipeline: dlt.Pipeline) -> int | None:
+    """Rows in ``pull_record_tasks`` at the destination; 0 before the first load, ``None``
+    when the destination cannot be asked."""
+    if pipeline.default_schema_name is None or TABLE_NAME not in pipeline.default_schema.tables:
+        return 0
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(TABLE_NAME)
+            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}")
+        return int(rows[0][0]) if rows else None
+    except Exception as error:  # a count is a nicety: never fail the run over it
+        logger.debug("Could not count %s: %s", TABLE_NAME, error)
+        return None
+
+
+def run_pipeline(
+    pipeline: dlt.Pipeline, source: Any, full_refresh: bool, table_format: str | None = None
+) -> RunResult:
+    """Run extract, normalize and load; gather the numbers for the summary.
+
+    The state is read back from the destination first (as ``run`` would), so that the
+    row count before the run is right even when the local pipeline folder is new. A load
+    left pending by a failed run is finished first: dlt's ``run`` would load it and stop
+    without reading the API.
+    """
+    started = time.monotonic()
+    try:
+        pipeline.sync_destination()
+    except Exception as error:
+        raise DestinationError(error) from error
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    if pending:
+        logger.warning("Finishing %d load package(s) left by an earlier failed run", pending)
+        pipeline.run()
+    before = 0 if full_refresh else count_rows(pipeline)
+    options: dict[str, Any] = {"table_format": table_format} if table_format else {}
+    if full_refresh:
+        options["refresh"] = "drop_sources"
+    pipeline.run(source, **options)
+    trace = pipeline.last_trace
+    rows_loaded: dict[str, int] = {}
+    if trace is not None and trace.last_normalize_info is not None:
+        rows_loaded = {
+            table: count
+            for table, count in trace.last_normalize_info.row_counts.items()
+            if not table.startswith("_dlt")
+        }
+    return RunResult(
+        rows_loaded=rows_loaded,
+        metrics=last_run_metrics(pipeline) or {},
+        rows_before=before,
+        rows_after=count_rows(pipeline),
+        elapsed=time.monotonic() - started,
+        pending_loaded=pending,
+    )

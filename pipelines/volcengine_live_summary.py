@@ -1,0 +1,208 @@
+"""What the command prints: a summary of a run, or one paragraph explaining why it
+failed, with the exit code that goes with it (listed in ``volcengine_live_pipeline``).
+
+Why the walk through dlt's ``LookupTraces``: dlt's own message for a missing setting lists
+every key it tried in every provider; the user needs the missing names and one example.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import dlt
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    FieldLookupTraces,
+    LookupTrace,
+    LookupTraces,
+)
+from dlt.pipeline.exceptions import PipelineStepFailed
+from volcengine_live_run import DestinationError, RunResult
+
+from volcengine_live import ApiError, ConfigurationError, VolcengineLiveError
+from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_API_REFUSED = 3
+EXIT_API_UNAVAILABLE = 4
+EXIT_DESTINATION = 5
+EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h: cron and Airflow may simply retry later
+EXIT_INTERRUPTED = 130
+
+
+def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
+    """The DuckDB database file, when the destination is DuckDB."""
+    if pipeline.destination is None or not pipeline.destination.destination_type.endswith("duckdb"):
+        return None
+    try:
+        with pipeline.sql_client() as client:
+            database = getattr(client.credentials, "database", None)
+    except Exception:
+        return None
+    return os.path.relpath(database) if isinstance(database, str) else None
+
+
+def duckdb_command() -> str:
+    """The DuckDB command line as a user can type it: the one installed beside this
+    program (duckdb-cli is a dependency), relative to here when that is shorter."""
+    beside = Path(sys.executable).parent / "duckdb"
+    if beside.exists() and shutil.which("duckdb") != str(beside):
+        relative = os.path.relpath(beside)
+        return relative if len(relative) < len(str(beside)) else str(beside)
+    return "duckdb"
+
+
+def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
+    """A few lines saying what was loaded, what the API did, and where the data is."""
+    m = result.metrics
+    written = int(m.get("rows_written", result.rows_loaded.get(TABLE_NAME, 0)))
+    loaded = ", ".join(f"{t} {n} rows" for t, n in sorted(result.rows_loaded.items()))
+    note = " (backfill: incremental state unchanged)" if backfill else ""
+    lines = [f"Loaded: {loaded or 'no rows'}{note}"]
+    if result.pending_loaded:
+        lines.insert(0, f"Finished {result.pending_loaded} load(s) left by an earlier failed run")
+    if result.rows_before is not None and result.rows_after is not None:
+        new = result.rows_after - result.rows_before
+        lines.append(
+            f"Tasks: {new} new, {max(0, written - new)} updated; {result.rows_after} in the table"
+        )
+    late = int(m.get("late_days", 0))
+    lines.append(
+        f"Read: {int(m.get('rows_read', 0))} rows in {int(m.get('scans', 0))} pass(es); "
+        f"{int(m.get('flagged', 0))} flagged (data_issues), "
+        f"{int(m.get('rejected', 0))} rejected ({REJECTS_TABLE_NAME})"
+        + (f"; {late} earlier day(s) changed and were re-read" if late else "")
+    )
+    lines.append(
+        f"API: {int(m.get('requests', 0))} requests, {int(m.get('retries', 0))} retries, "
+        f"{int(m.get('throttled', 0))} throttled (HTTP 429)"
+    )
+    lines.append(f"Elapsed: {result.elapsed:.1f}s")
+    table = f"{pipeline.dataset_name}.{TABLE_NAME}"
+    database = duckdb_file(pipeline)
+    if database:
+        lines.append(f"Data: DuckDB file {database}, table {table}")
+        query = f"SELECT status_code, count(*) FROM {table} GROUP BY ALL ORDER BY 2 DESC"
+        lines.append(f'Query: {duckdb_command()} {database} -c "{query}"')
+        lines.append(
+            "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
+            "which reads this file)"
+        )
+    else:
+        name = pipeline.destination.destination_name if pipeline.destination else "?"
+        lines.append(f"Data: destination {name}, table {table}")
+    return "\n".join(lines)
+
+
+def find_cause(error: BaseException) -> BaseException:
+    """The most telling exception in a dlt chain: ours if any, else the innermost."""
+    seen: set[int] = set()
+    queue: list[BaseException] = [error]
+    innermost = error
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, VolcengineLiveError):
+            return current
+        innermost = current
+        for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
+            if isinstance(link, BaseException):
+                queue.append(link)
+    return innermost
+
+
+def _missing_fields(error: ConfigFieldMissingException) -> str:
+    """dlt's own message lists every key it tried; the missing fields and one example
+    environment variable are enough here."""
+    names: list[str] = []
+    example: str | None = None
+    pending: list[tuple[str, FieldLookupTraces]] = [("", error.traces)]
+    while pending:
+        prefix, traces = pending.pop(0)
+        for name, field_traces in traces.items():
+            nested = [t for t in field_traces if isinstance(t, LookupTraces)]
+            if nested:
+                pending.append((f"{prefix}{name}.", nested[0].traces))
+                continue
+            names.append(prefix + name)
+            keys = [
+                t.key
+                for t in field_traces
+                if isinstance(t, LookupTrace) and t.provider == "Environment Variables"
+            ]
+            if example is None and keys:
+                example = next((k for k in keys if k.startswith("DESTINATION__")), keys[0])
+    hint = f" (for example the environment variable {example})" if example else ""
+    return (
+        f"Configuration error: {error.spec_name} is missing {', '.join(names)}. Set them in "
+        f".dlt/secrets.toml or .dlt/config.toml, or as environment variables{hint}; "
+        "--log-level debug lists every place dlt looked."
+    )
+
+
+def report_error(error: BaseException, stream: TextIO) -> int:
+    """Print one paragraph (what failed, why, what to do) and return the exit code."""
+    cause = find_cause(error)
+    step = error.step if isinstance(error, PipelineStepFailed) else None
+    if isinstance(cause, ConfigurationError):
+        code, text = EXIT_CONFIG, f"Configuration error: {cause}"
+    elif isinstance(cause, ApiError):
+        code, text = EXIT_API_REFUSED, f"The API refused the request. {cause}"
+    elif isinstance(cause, VolcengineLiveError):  # RetriesExhaustedError, IncompleteScanError
+        code, text = EXIT_API_UNAVAILABLE, f"Reading the task list failed. {cause}"
+    elif isinstance(cause, ConfigFieldMissingException):
+        try:
+            code, text = EXIT_CONFIG, _missing_fields(cause)
+        except (AttributeError, TypeError, KeyError):  # dlt changed its lookup traces
+            code, text = EXIT_CONFIG, f"Configuration error: {cause}"
+    elif isinstance(cause, ConfigurationException):
+        code = EXIT_CONFIG
+        text = f"Configuration error: {cause}. Check .dlt/config.toml and .dlt/secrets.toml."
+    elif step in ("load", "sync") or isinstance(error, DestinationError):
+        step = step or "sync"
+        code = EXIT_DESTINATION
+        text = (
+            f"The destination failed during {step}: {type(cause).__name__}: {cause}. "
+            "Check the destination's configuration, that it is reachable and (for a DuckDB "
+            "file) that no other program has it open. The incremental state did not advance: "
+            "run again once it is fixed."
+        )
+    else:
+        code = EXIT_ERROR
+        where = f" during {step}" if step else ""
+        text = (
+            f"Unexpected error{where}: {type(cause).__name__}: {cause}. Run again with "
+            "--log-level debug to see the traceback."
+        )
+    if code != EXIT_CONFIG and not text.rstrip().endswith("."):
+        text = text.rstrip() + "."
+    print(f"volcengine-live: {text} (exit code {code})", file=stream)
+    return code
+
+
+def report_lock_busy(pipeline_name: str, lock: str, stream: TextIO) -> int:
+    print(
+        f"volcengine-live: another run of pipeline {pipeline_name!r} is in progress "
+        f"(lock {lock}). Not starting a second one; try again when it has finished, or "
+        f"pass --wait-for-lock SECONDS. (exit code {EXIT_LOCKED})",
+        file=stream,
+    )
+    return EXIT_LOCKED
+
+
+def report_interrupted(stream: TextIO) -> int:
+    print(
+        "volcengine-live: interrupted. Run again: an unfinished load is completed first "
+        f"and the state advances only with a completed scan. (exit code {EXIT_INTERRUPTED})",
+        file=stream,
+    )
+    return EXIT_INTERRUPTED

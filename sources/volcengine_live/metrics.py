@@ -1,0 +1,25 @@
+"""Reading back what a run of ``pull_record_tasks`` counted (rows read and written,
+passes, requests, retries...), for a summary, a test or a scheduler's log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+
+from .settings import TABLE_NAME
+
+
+def last_run_metrics(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
+    """The resource's custom metrics from the pipeline's last extract step, or ``None``
+    when that step did not run the resource (nothing extracted, or no trace)."""
+    trace = pipeline.last_trace
+    extract = trace.last_extract_info if trace is not None else None
+    if extract is None:
+        return None
+    for per_load in extract.metrics.values():
+        for step in per_load:
+            found = step["resource_metrics"].get(TABLE_NAME)
+            if found is not None:
+                return dict(found.custom_metrics)
+    return None

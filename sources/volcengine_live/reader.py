@@ -1,0 +1,185 @@
+"""Reading the whole task list, pass after pass, until one pass is known to be complete.
+
+The API has no snapshot: tasks created or deleted while a pass runs shift the pages under
+it, so a pass may miss a task or read one twice. A pass is complete when every page told
+the same ``TotalCount`` and the distinct TaskIds read reach it. Otherwise the list is read
+again, up to ``max_rescans`` times; then the passes together must have read every task the
+last one was promised, or the run fails rather than load a partial list. Two identical,
+unmoved passes in which some TaskId stands twice are the API's own duplicates, and are
+accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from .client import LiveApiClient
+from .errors import IncompleteScanError
+from .records import tasks_to_arrow
+from .scan import ScanReport, distinct_count
+
+logger = logging.getLogger(__name__)
+
+BATCH_ROWS = 10_000
+"""Records converted and handed on at once: about 10 MB of parsed JSON at most (dlt and
+Arrow spend a fixed cost per item and per call, so batches go faster than pages)."""
+
+
+class EarlierPasses:
+    """The TaskIds that earlier passes of this run read, as in-process hashes."""
+
+    def __init__(self, reports: list[ScanReport]) -> None:
+        self._seen: set[int] = set().union(*(report.task_id_hashes for report in reports))
+
+    def read(self, task_ids: list[str]) -> list[bool]:
+        """For each TaskId, whether an earlier pass read it."""
+        seen = self._seen
+        return [hash(task_id) in seen for task_id in task_ids]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records of one pass, converted to Arrow: tasks, rejects, and what the pass is not the
+    first to read."""
+
+    tasks: pa.Table
+    rejects: list[dict[str, Any]]
+    flagged: int
+    earlier: EarlierPasses | None
+    """``None`` in the first pass of a run."""
+
+
+class ListPass:
+    """One pass over the list as :class:`Batch` objects; :attr:`report` says what it saw."""
+
+    def __init__(self, client: LiveApiClient, page_size: int, earlier: EarlierPasses | None):
+        self._scan = client.scan(page_size)
+        self.earlier = earlier
+        self.rows_read = 0
+        self.flagged = 0
+        self.rejected = 0
+
+    @property
+    def report(self) -> ScanReport:
+        return self._scan.report
+
+    def __iter__(self) -> Iterator[Batch]:
+        records: list[Any] = []
+        record_pages: list[int] = []
+        first_fetch = 0.0
+        for page in self._scan:
+            if not records:
+                first_fetch = page.fetched_at
+            records.extend(page.tasks)
+            record_pages.extend([page.page_num] * len(page.tasks))
+            self.rows_read += len(page.tasks)
+            if len(records) >= BATCH_ROWS:
+                yield self._batch(records, record_pages, first_fetch)
+                records, record_pages = [], []
+        if records:
+            yield self._batch(records, record_pages, first_fetch)
+
+    def _batch(self, records: list[Any], record_pages: list[int], fetched_at: float) -> Batch:
+        seen_at = datetime.fromtimestamp(fetched_at, timezone.utc)
+        converted = tasks_to_arrow(records, seen_at, record_pages)
+        self.flagged += converted.flagged
+        self.rejected += len(converted.rejects)
+        return Batch(converted.tasks, converted.rejects, converted.flagged, self.earlier)
+
+
+class ListReader:
+    """Reads the list until a pass is complete (see the module docstring)."""
+
+    def __init__(self, client: LiveApiClient, page_size: int, max_rescans: int) -> None:
+        self.client = client
+        self.page_size = page_size
+        self.max_rescans = max_rescans
+        self._passes: list[ListPass] = []
+
+    def passes(self) -> Iterator[ListPass]:
+        """Pass after pass, each to be read to its end before the next is asked for; stops
+        after the first complete one. Raises :class:`IncompleteScanError` when the passes
+        allowed never read the whole list, even together."""
+        for _ in range(self.max_rescans + 1):
+            earlier = EarlierPasses(self._reports()) if self._passes else None
+            yield self._start(earlier)
+            last = self._passes[-1].report
+            if last.stable or self._lists_duplicates():
+                return
+            logger.warning(
+                "The task list changed during a pass (TotalCount %s, %d distinct tasks read); "
+                "reading it again so that no task is missed",
+                sorted(last.total_counts),
+                last.distinct_tasks,
+            )
+        self._check_union_complete()
+
+    def extra_pass(self) -> ListPass:
+        """One more pass, read as it comes: for days to re-read once the list is known."""
+        return self._start(None)
+
+    def counts(self) -> dict[str, int]:
+        """Totals over every pass, for the run's metrics."""
+        return {
+            "rows_read": sum(p.rows_read for p in self._passes),
+            "flagged": sum(p.flagged for p in self._passes),
+            "rejected": sum(p.rejected for p in self._passes),
+            "scans": len(self._passes),
+        }
+
+    def _start(self, earlier: EarlierPasses | None) -> ListPass:
+        started = ListPass(self.client, self.page_size, earlier)
+        self._passes.append(started)
+        return started
+
+    def _reports(self) -> list[ScanReport]:
+        return [p.report for p in self._passes]
+
+    def _lists_duplicates(self) -> bool:
+        """The last two passes read the same list, whole and unmoved, in which some TaskIds
+        stand twice: the API's own duplicates, not a list moving under the scan."""
+        if len(self._passes) < 2:
+            return False
+        before, last = self._reports()[-2:]
+        unmoved = all(
+            len(report.total_counts) == 1 and report.rows == report.first_total
+            for report in (last, before)
+        )
+        if not unmoved or last.first_total != before.first_total:
+            return False
+        if not last.distinct_tasks == before.distinct_tasks == _distinct_across([before, last]):
+            return False
+        logger.warning(
+            "The API lists %d TaskId(s) more than once (the same in two passes): each task is "
+            "loaded once",
+            (last.first_total or 0) - last.distinct_tasks,
+        )
+        return True
+
+    def _check_union_complete(self) -> None:
+        """After passes that all saw the list move: accept only if together they read at
+        least every task the last pass was promised at its start."""
+        reports = self._reports()
+        promised = reports[-1].first_total or 0
+        found = _distinct_across(reports)
+        if found < promised:
+            raise IncompleteScanError(
+                f"Read {found} distinct tasks but the API reported {promised} (TotalCount) "
+                f"after {self.max_rescans + 1} passes while the list kept changing. Nothing "
+                "was committed; run again, or raise max_rescans under [sources.volcengine_live]."
+            )
+
+
+def _distinct_across(reports: list[ScanReport]) -> int:
+    """Distinct tasks read by these passes together."""
+    seen = array("q")
+    for report in reports:
+        seen.extend(report.task_id_hashes)
+    return distinct_count(seen)

@@ -1,0 +1,93 @@
+"""Every setting is checked by the source: a value of the wrong type, out of range or
+negative is refused with a ConfigurationError that names the setting and where to fix
+it, before any request; values written as environment strings are read as numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import credentials
+
+from volcengine_live import ConfigurationError, volcengine_live_source
+from volcengine_live.settings import SourceSettings
+
+ENDPOINT = "http://127.0.0.1:9"  # never contacted: sources are only built here
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page_size", "abc"),
+        ("page_size", "1.5"),
+        ("page_size", "0"),
+        ("lookback_hours", "abc"),
+        ("lookback_hours", "-1"),
+        ("requests_per_second", "fast"),
+        ("requests_per_second", "-5"),
+        ("max_concurrency", "-1"),
+        ("max_concurrency", "0"),
+        ("request_timeout", "0"),
+        ("max_attempts", "-1"),
+        ("max_attempts", "true"),
+        ("backoff_seconds", "-0.5"),
+        ("max_rescans", "-1"),
+        ("initial_start_time", "yesterday"),
+        ("region", ""),
+    ],
+)
+def test_a_bad_value_in_the_environment_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    variable = f"SOURCES__VOLCENGINE_LIVE__{name.upper()}"
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as refused:
+        volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT)
+    message = str(refused.value)
+    assert name in message and variable in message and "[sources.volcengine_live]" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("page_size", "x"), ("max_concurrency", -3), ("max_attempts", 0), ("max_rescans", -1)],
+)
+def test_a_bad_value_passed_from_python_is_refused_by_name(name: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT, **{name: value})
+
+
+def test_numbers_written_as_strings_are_read_as_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "PAGE_SIZE": "250",
+        "MAX_CONCURRENCY": "3",
+        "REQUESTS_PER_SECOND": "none",
+        "BACKOFF_SECONDS": "0.25",
+        "LOOKBACK_HOURS": "6",
+    }.items():
+        monkeypatch.setenv(f"SOURCES__VOLCENGINE_LIVE__{name}", value)
+    source = volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT)
+    assert source.resources["pull_record_tasks"] is not None
+
+
+def test_checked_settings_carry_the_converted_values() -> None:
+    checked = SourceSettings.checked(
+        endpoint=ENDPOINT,
+        region="cn-north-1",
+        page_size="250",
+        lookback_hours=6,
+        initial_start_time="2024-01-01T00:00:00+08:00",
+        end_start_time=None,
+        requests_per_second=0,
+        max_concurrency=3.0,
+        request_timeout="12.5",
+        max_attempts=2,
+        backoff_seconds=0,
+        max_rescans="0",
+    )
+    assert checked.page_size == 250 and checked.max_rescans == 0
+    assert checked.lookback_hours == 6.0
+    assert checked.initial_start_time is not None
+    assert checked.initial_start_time.isoformat() == "2023-12-31T16:00:00+00:00"
+    client = checked.client
+    assert client.requests_per_second is None and client.max_concurrency == 3
+    assert client.request_timeout == 12.5 and client.max_attempts == 2
