@@ -1,8 +1,10 @@
-"""Shared fixtures: a real emulator on loopback and real pipelines into DuckDB files."""
+"""Shared fixtures: a real emulator on loopback and real pipelines into DuckDB files, all
+kept away from the dlt data of the machine the suite runs on."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,6 +14,8 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from dlt.common.known_env import DLT_DATA_DIR
+from dlt.common.runtime.run_context import global_dir
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
 from volcengine_live.metrics import last_run_metrics
@@ -20,6 +24,68 @@ from volcengine_live_emulator import Emulator
 ACCESS_KEY_ID = "AKLTtestsuite"
 SECRET_ACCESS_KEY = "test-suite-secret-7f3a9c"
 DATASET = "volcengine_live_dataset"
+
+
+REAL_DLT_DIR = os.path.realpath(global_dir())
+"""dlt's own data folder on this machine (``/var/dlt`` as root, else ``~/.dlt``), found
+before the suite points dlt elsewhere: the suite must never write into it."""
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_CHANGING_EVENTS = frozenset(
+    {"os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.replace", "os.truncate",
+     "os.symlink", "os.link", "os.chmod", "os.utime", "shutil.rmtree", "shutil.copyfile",
+     "shutil.move"}
+)  # fmt: skip
+writes_to_real_dlt_dir: list[str] = []
+"""Every change this process made under :data:`REAL_DLT_DIR`; it must stay empty."""
+
+
+def is_under_real_dlt_dir(path: object) -> bool:
+    if isinstance(path, int) or path is None:
+        return False
+    try:
+        name = os.fsdecode(os.fspath(path))  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    full = os.path.realpath(name)
+    return full == REAL_DLT_DIR or full.startswith(REAL_DLT_DIR + os.sep)
+
+
+def _audit_writes(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open":
+        path, mode, flags = args
+        writing = any(c in mode for c in "wax+") if isinstance(mode, str) else False
+        if (writing or (isinstance(flags, int) and flags & _WRITE_FLAGS)) and (
+            is_under_real_dlt_dir(path)
+        ):
+            writes_to_real_dlt_dir.append(f"open({path!r}, {mode!r})")
+    elif event in _CHANGING_EVENTS:
+        for path in args[:2]:
+            if isinstance(path, (str, bytes, os.PathLike)) and is_under_real_dlt_dir(path):
+                writes_to_real_dlt_dir.append(f"{event}({path!r})")
+
+
+sys.addaudithook(_audit_writes)  # cannot be removed; costs a check per file opened
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dlt_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """dlt's data folder (pipelines' working folders and state) for the whole session: a
+    temporary one, also for subprocesses, which inherit the environment. Telemetry is off:
+    dlt would write its anonymous id into the real folder whatever the data folder is."""
+    data_dir = tmp_path_factory.mktemp("dlt-data")
+    saved = {name: os.environ.get(name) for name in (DLT_DATA_DIR, "RUNTIME__DLTHUB_TELEMETRY")}
+    os.environ[DLT_DATA_DIR] = str(data_dir)
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    yield data_dir
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    assert not writes_to_real_dlt_dir, (
+        f"the suite wrote into {REAL_DLT_DIR}: {writes_to_real_dlt_dir[:5]}"
+    )
 
 
 @pytest.fixture(autouse=True)

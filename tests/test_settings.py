@@ -4,15 +4,20 @@ it, before any request; values written as environment strings are read as number
 
 from __future__ import annotations
 
+import inspect
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 from conftest import credentials
 
 from volcengine_live import ConfigurationError, volcengine_live_source
 from volcengine_live.settings import SourceSettings
 
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: sources are only built here
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
@@ -91,3 +96,35 @@ def test_checked_settings_carry_the_converted_values() -> None:
     client = checked.client
     assert client.requests_per_second is None and client.max_concurrency == 3
     assert client.request_timeout == 12.5 and client.max_attempts == 2
+
+
+def documented_defaults(text: str) -> dict[str, str]:
+    """``setting -> default`` from the settings table of a README."""
+    rows = re.findall(r"^\| `(\w+)` \| (`[^`]*`|none) \|", text, flags=re.MULTILINE)
+    return {name: default.strip("`") for name, default in rows}
+
+
+def as_documented(default: Any) -> str:
+    if default is None:
+        return "none"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def test_the_readme_and_config_toml_show_the_defaults_of_settings_py() -> None:
+    """settings.py is the one home of each default; the docs only repeat it, checked here."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(volcengine_live_source).parameters.items()
+        if name != "credentials"
+    }
+    documented = documented_defaults((ROOT / "sources/volcengine_live/README.md").read_text())
+    assert documented.keys() == defaults.keys()
+    for name, default in defaults.items():
+        assert documented[name] == as_documented(default), name
+    examples = tomllib.loads(
+        re.sub(r"^# (\w+ = )", r"\1", (ROOT / ".dlt/config.toml").read_text(), flags=re.M)
+    )["sources"]["volcengine_live"]
+    assert examples.keys() == defaults.keys()
+    for name, default in defaults.items():
+        if default is not None:  # the two times show an example instead
+            assert examples[name] == default, name

@@ -69,23 +69,9 @@ def volcengine_live_source(
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
-    Args:
-        credentials: access key pair (and STS session token); see ``credentials.py``.
-        endpoint: API base URL; https unless on this machine.
-        region: signing region of the account (``cn-north-1``; BytePlus uses its own).
-        page_size: rows per request, 1 to 500.
-        lookback_hours: settled tasks starting within this many hours before the cursor are
-            written again on each run.
-        initial_start_time: ISO 8601; tasks starting earlier are never loaded.
-        end_start_time: ISO 8601, exclusive. Set it (with ``initial_start_time``) to backfill
-            a StartTime range without touching the incremental state.
-        requests_per_second: client-side cap, below the account's 50/s; ``None``: no cap.
-        max_concurrency: pages in flight at once.
-        request_timeout: seconds to wait for one response.
-        max_attempts: tries per page for transient faults.
-        backoff_seconds: first wait before a retry; doubles per attempt (jittered), at most
-            30 s, or what the server's ``Retry-After`` asks.
-        max_rescans: extra full passes when the list changes during a pass.
+    ``credentials`` is the access key pair (and STS session token), see ``credentials.py``;
+    every other argument is a setting, with its meaning and range in the settings table of
+    the README beside this file.
 
     Raises:
         ConfigurationError: credentials missing, or a setting of the wrong type or out of

@@ -10,6 +10,7 @@ accepted. Every bad value raises :class:`ConfigurationError` naming the setting.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
@@ -176,14 +177,9 @@ def _out_of_range(name: str, value: Any, bound: str) -> ConfigurationError:
 
 def _whole(name: str, value: Any, minimum: int | None = None) -> int:
     """A whole number (at least ``minimum``): an int, an integral float, or such a string."""
-    number: Any = value
-    if isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            raise _refuse(name, value, "a whole number") from None
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
+    number = _from_text(name, value, int, "a whole number")
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
     if not isinstance(number, int) or isinstance(number, bool):
         raise _refuse(name, value, "a whole number")
     if minimum is not None and number < minimum:
@@ -193,12 +189,7 @@ def _whole(name: str, value: Any, minimum: int | None = None) -> int:
 
 def _number(name: str, value: Any, minimum: float, above: bool = False) -> float:
     """A finite number at least ``minimum`` (above it, with ``above``)."""
-    number: Any = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise _refuse(name, value, "a number") from None
+    number = _from_text(name, value, float, "a number")
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise _refuse(name, value, "a number")
     if not math.isfinite(number):
@@ -208,6 +199,16 @@ def _number(name: str, value: Any, minimum: float, above: bool = False) -> float
             name, value, f"more than {minimum:g}" if above else f"at least {minimum:g}"
         )
     return float(number)
+
+
+def _from_text(name: str, value: Any, parse: Callable[[str], Any], what: str) -> Any:
+    """``value`` as it is, or for a string (an environment variable) what ``parse`` reads."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse(value.strip())
+    except ValueError:
+        raise _refuse(name, value, what) from None
 
 
 def _rate(value: Any) -> float | None:

@@ -111,32 +111,29 @@ def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | No
     return rows.take(last)
 
 
-# Each table's hints ride on its items as a table variant: hints on the resource itself
-# would be copied into every table it yields, and the rejects table has no task_id to be
-# non-null.
 def tasks_item(tasks: pa.Table) -> Any:
     """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie."""
-    return dlt.mark.with_hints(
-        tasks,
-        dlt.mark.make_hints(
-            table_name=settings.TABLE_NAME,
-            write_disposition="merge",
-            primary_key="task_id",
-            columns=TASK_COLUMN_HINTS,
-        ),
-        create_table_variant=True,
-    )
+    return _merged(tasks, settings.TABLE_NAME, "task_id", TASK_COLUMN_HINTS)
 
 
 def rejects_item(rejects: list[dict[str, Any]]) -> Any:
     """Records set aside, with the reason, one row per distinct record (merged on its hash)."""
+    table = pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS))
+    return _merged(table, settings.REJECTS_TABLE_NAME, "reject_id", REJECT_COLUMN_HINTS)
+
+
+def _merged(table: pa.Table, table_name: str, primary_key: str, columns: Any) -> Any:
+    """``table`` as an item for ``table_name``, merged on ``primary_key``. Each table's
+    hints ride on its items as a table variant: hints on the resource itself would be
+    copied into every table it yields, and the rejects table has no task_id to be
+    non-null."""
     return dlt.mark.with_hints(
-        pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS)),
+        table,
         dlt.mark.make_hints(
-            table_name=settings.REJECTS_TABLE_NAME,
+            table_name=table_name,
             write_disposition="merge",
-            primary_key="reject_id",
-            columns=REJECT_COLUMN_HINTS,
+            primary_key=primary_key,
+            columns=columns,
         ),
         create_table_variant=True,
     )
