@@ -313,13 +313,21 @@ def test_a_task_found_at_another_place_contradicts() -> None:
     assert coverage.contradiction and "places away" in coverage.contradiction
 
 
-def test_an_overlap_beyond_the_samples_contradicts() -> None:
-    coverage = Coverage(first_total=100, page_size=S, samples=2)
+def test_a_long_overlap_is_compared_at_the_sampled_multiples() -> None:
+    # Two samples at each end; a page 6 rows into the one before shares none of those,
+    # but it shares the rows at indices 4 and 8 (multiples of 2 * samples).
     sim = SimList.of(100)
+    coverage = Coverage(first_total=100, page_size=S, samples=2)
     read(coverage, sim, 1)
-    sim.prepend(6)  # page 2 now starts 6 rows into page 1's window: 2+2 samples cannot see
-    read(coverage, sim, 2)
-    assert coverage.contradiction and "more than their sampled" in coverage.contradiction
+    sim.prepend(6)
+    assert read(coverage, sim, 2) == [f"old{i}" for i in range(10, 14)]
+    assert coverage.contradiction is None
+    moved = SimList.of(100)
+    coverage = Coverage(first_total=100, page_size=S, samples=2)
+    read(coverage, moved, 1)
+    moved.append(6)  # oldest first: page 2 did not move
+    read(coverage, moved, 2)
+    assert coverage.contradiction and "different tasks" in coverage.contradiction
 
 
 def test_invalid_arguments() -> None:

@@ -21,17 +21,20 @@ for any changing list:
 * ``TotalCount`` below the first page's, or below that of a page answered before this one
   was asked for (a task left the list);
 * a page with another number of rows than its ``TotalCount`` puts on it;
-* where two windows overlap, the sampled TaskIds (the first and last ``samples`` of each
-  page, hashed) differ at one original index, or one TaskId stands at two indices (the list
-  is not newest first, was reordered, or lost a task while gaining one);
-* two windows overlap by more than their samples can compare.
+* where two windows overlap, the sampled TaskIds differ at one original index, or one
+  TaskId stands at two indices (the list is not newest first, was reordered, or lost a task
+  while gaining one). A page keeps, hashed, the TaskIds of its first and last ``samples``
+  rows and of the rows at original indices that are multiples of ``2 * samples``: any two
+  overlapping windows share a sampled index (an overlap shorter than ``2 * samples`` lies
+  in one page's tail and the other's head, a longer one holds a multiple).
 
 Two things stay with the caller, who sees every row: a TaskId read twice at different
 indices beyond the samples' reach, which the caller finds by counting distinct TaskIds
 against rows (``ScanReport.stable``); and a list reordered while its ``TotalCount`` holds
 still, which shows the same way.
 
-Memory: a few integers and ``2 * samples`` hashes per page, not per task.
+Memory: a few integers and about ``2 * samples + page_size / (2 * samples)`` hashes per
+page (48 for pages of 500), not per task.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_SAMPLES = 16
-"""TaskIds kept from each end of a page: enough to compare the overlap of two pages read a
-few new tasks apart (two new tasks a second at 45 pages a second overlap by 0 to 3)."""
+"""TaskIds kept from each end of a page, and half the stride of the ones kept between
+(two new tasks a second while 45 pages are read each second make overlaps of 0 to 3)."""
 
 Range = tuple[int, int]
 """``[start, stop)``."""
@@ -62,6 +65,10 @@ class PageWindow:
     """Hashes of the first rows' TaskIds (at ``start``, ``start + 1``, ...)."""
     tail: array[int]
     """Hashes of the last rows' TaskIds (ending at ``stop - 1``)."""
+    anchors: array[int]
+    """Hashes of the TaskIds at the original indices ``first_anchor + k * stride``."""
+    first_anchor: int
+    stride: int
     sent_at: float | None = None
     received_at: float | None = None
 
@@ -74,6 +81,9 @@ class PageWindow:
         found = {self.start + offset: value for offset, value in enumerate(self.head)}
         tail_start = self.stop - len(self.tail)
         found.update((tail_start + offset, value) for offset, value in enumerate(self.tail))
+        found.update(
+            (self.first_anchor + k * self.stride, value) for k, value in enumerate(self.anchors)
+        )
         return found
 
 
@@ -159,13 +169,19 @@ class Coverage:
         rows = len(ids)
         first_row = (page_num - 1) * self.page_size
         shift = total_count - self.first_total
+        start = first_row - shift
+        stride = 2 * max(1, self.samples)
+        first_anchor = -(-start // stride) * stride
         window = PageWindow(
             page_num=page_num,
             total_count=total_count,
-            start=first_row - shift,
+            start=start,
             rows=rows,
             head=array("q", (hash(i) for i in ids[: self.samples])),
             tail=array("q", (hash(i) for i in ids[max(self.samples, rows - self.samples) :])),
+            anchors=array("q", (hash(i) for i in ids[first_anchor - start :: stride])),
+            first_anchor=first_anchor,
+            stride=stride,
             sent_at=sent_at,
             received_at=received_at,
         )
