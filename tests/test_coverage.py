@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -428,3 +429,63 @@ def test_a_pass_over_a_list_that_breaks_the_model_is_never_accepted_incomplete(
         assert_sound(outcome)
         rejected += not outcome.accepted
     assert rejected  # the change is seen, not merely survived
+
+
+# --- the scan, with a simulated list behind fetch_page --------------------------------
+
+
+def scan_sim(sim: SimList, mutate: Mutate, concurrency: int, seed: int = 0) -> Any:
+    """One :class:`Scan` pass over ``sim``, ``mutate`` called before each page is served."""
+    import threading
+
+    from volcengine_live.responses import Page
+    from volcengine_live.scan import Scan
+
+    rng = random.Random(seed)
+    lock = threading.Lock()
+
+    def fetch_page(page_num: int, page_size: int) -> Page:
+        with lock:
+            mutate(sim, rng)
+            start = (page_num - 1) * page_size
+            rows = [{"TaskId": t} for t in sim.items[start : start + page_size]]
+            return Page(page_num, page_size, rows, len(sim.items), 0.0)
+
+    scan = Scan(fetch_page, S, concurrency)
+    passed: list[str] = []
+    repeated = 0
+    for page in scan:
+        passed.extend(task["TaskId"] for task in page.tasks)
+        repeated += len(page.repeated)
+    return scan.report, passed, repeated
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_scan_of_a_growing_list_hands_every_task_on_once(concurrency: int) -> None:
+    for seed in range(20):
+        sim = SimList.of(95)
+        original = list(sim.items)
+        report, passed, repeated = scan_sim(sim, _grow(0.2), concurrency, seed)
+        assert report.stable, report.contradiction
+        assert set(original) <= set(passed)
+        assert len(passed) == len(set(passed)) == report.rows
+        assert report.refills >= 1 or len(report.total_counts) == 1
+        assert repeated == 0 or report.repeated == repeated
+
+
+def test_a_scan_of_a_still_list_reads_its_pages_once() -> None:
+    report, passed, repeated = scan_sim(SimList.of(100), _still, 4)
+    assert report.stable and report.pages == 11 and report.refills == 0 and repeated == 0
+    assert len(passed) == 100
+
+
+def test_a_scan_of_a_shrinking_list_is_not_stable() -> None:
+    fetched: list[int] = []
+
+    def remove_before_page_2(sim: SimList, rng: random.Random) -> None:
+        fetched.append(1)
+        if len(fetched) == 2:
+            sim.remove_at(0)  # page 1 is read: every later task slides up one place
+
+    report, _passed, _repeated = scan_sim(SimList.of(95), remove_before_page_2, 1)
+    assert not report.stable and report.contradiction and "fell" in report.contradiction
