@@ -146,6 +146,7 @@ def pull_record_tasks(
             for batch in list_pass:
                 observer.observe(batch.tasks)
                 yield from writer.write(plan.select(batch.tasks), batch.rejects, batch.earlier)
+                yield from writer.refresh(batch.repeated)
         yield from writer.write_held()
         late_days = observer.changed_days()
         if late_days:

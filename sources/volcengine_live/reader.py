@@ -2,11 +2,13 @@
 
 The API has no snapshot: tasks created or deleted while a pass runs shift the pages under
 it, so a pass may miss a task or read one twice. A pass is complete when every page told
-the same ``TotalCount`` and the distinct TaskIds read reach it. Otherwise the list is read
-again, up to ``max_rescans`` times; then the passes together must have read every task the
-last one was promised, or the run fails rather than load a partial list. Two identical,
-unmoved passes in which some TaskId stands twice are the API's own duplicates, and are
-accepted.
+the same ``TotalCount`` and the distinct TaskIds read reach it, or when the list only grew
+at its head (newest first) and the pass, having read again the few pages the new tasks
+pushed out of sight, covered every place of the list once (``scan.py``, ``coverage.py``).
+Otherwise the list is read again, up to ``max_rescans`` times; then the passes together
+must have read every task the last one was promised, or the run fails rather than load a
+partial list. Two identical, unmoved passes in which some TaskId stands twice are the
+API's own duplicates, and are accepted.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class Batch:
     flagged: int
     earlier: EarlierPasses | None
     """``None`` in the first pass of a run."""
+    repeated: pa.Table | None = None
+    """Tasks this pass read again at the same place of the list (where pages read while
+    new tasks came overlap): not to be written again, but a newer status of a task held
+    open (see ``RunWriter.refresh``)."""
 
 
 class ListPass:
@@ -73,25 +79,38 @@ class ListPass:
     def __iter__(self) -> Iterator[Batch]:
         records: list[Any] = []
         record_pages: list[int] = []
+        repeated: list[Any] = []
+        repeated_pages: list[int] = []
         first_fetch = 0.0
         for page in self._scan:
-            if not records:
+            if not records and not repeated:
                 first_fetch = page.fetched_at
             records.extend(page.tasks)
             record_pages.extend([page.page_num] * len(page.tasks))
-            self.rows_read += len(page.tasks)
-            if len(records) >= BATCH_ROWS:
-                yield self._batch(records, record_pages, first_fetch)
-                records, record_pages = [], []
-        if records:
-            yield self._batch(records, record_pages, first_fetch)
+            if page.repeated:
+                repeated.extend(page.repeated)
+                repeated_pages.extend([page.page_num] * len(page.repeated))
+            self.rows_read += len(page.tasks) + len(page.repeated)
+            if len(records) + len(repeated) >= BATCH_ROWS:
+                yield self._batch(records, record_pages, first_fetch, repeated, repeated_pages)
+                records, record_pages, repeated, repeated_pages = [], [], [], []
+        if records or repeated:
+            yield self._batch(records, record_pages, first_fetch, repeated, repeated_pages)
 
-    def _batch(self, records: list[Any], record_pages: list[int], fetched_at: float) -> Batch:
+    def _batch(
+        self,
+        records: list[Any],
+        record_pages: list[int],
+        fetched_at: float,
+        repeated: list[Any],
+        repeated_pages: list[int],
+    ) -> Batch:
         seen_at = datetime.fromtimestamp(fetched_at, timezone.utc)
         converted = tasks_to_arrow(records, seen_at, record_pages)
         self.flagged += converted.flagged
         self.rejected += len(converted.rejects)
-        return Batch(converted.tasks, converted.rejects, converted.flagged, self.earlier)
+        again = tasks_to_arrow(repeated, seen_at, repeated_pages).tasks if repeated else None
+        return Batch(converted.tasks, converted.rejects, converted.flagged, self.earlier, again)
 
 
 class ListReader:
@@ -114,10 +133,11 @@ class ListReader:
             if last.stable or self._lists_duplicates():
                 return
             logger.warning(
-                "The task list changed during a pass (TotalCount %s, %d distinct tasks read); "
+                "The task list changed during a pass (TotalCount %s, %d distinct tasks read%s); "
                 "reading it again so that no task is missed",
                 sorted(last.total_counts),
                 last.distinct_tasks,
+                f": {last.contradiction}" if last.contradiction else "",
             )
         self._check_union_complete()
 
@@ -132,6 +152,7 @@ class ListReader:
             "flagged": sum(p.flagged for p in self._passes),
             "rejected": sum(p.rejected for p in self._passes),
             "scans": len(self._passes),
+            "pages_reread": sum(p.report.refills for p in self._passes),
         }
 
     def _start(self, earlier: EarlierPasses | None) -> ListPass:

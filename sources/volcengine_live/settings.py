@@ -50,7 +50,8 @@ DEFAULT_BACKOFF_SECONDS = 0.5
 """First backoff; doubled after each failed attempt, with jitter."""
 DEFAULT_MAX_BACKOFF_SECONDS = 30.0
 DEFAULT_MAX_RESCANS = 2
-"""Extra full scans when the list changed under a scan (TotalCount moved)."""
+"""Extra full scans when the list changed under a scan otherwise than by new tasks at its
+head (those cost a re-read of a few pages, not a scan; see ``coverage.py``)."""
 
 TABLE_NAME = "pull_record_tasks"
 REJECTS_TABLE_NAME = "pull_record_task_rejects"

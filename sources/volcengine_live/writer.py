@@ -80,6 +80,18 @@ class RunWriter:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
             yield rejects_item(new_rejects)
 
+    def refresh(self, tasks: pa.Table | None) -> Iterator[Any]:
+        """Tasks read again in the same pass (not written again): only a task held open
+        matters, its newer read taking the place of the older one, or written now if it
+        has settled since."""
+        if tasks is None or not tasks.num_rows or not self._held.ids:
+            return
+        pending = self._held.ids - self._settled_since_held
+        if not pending:
+            return
+        wanted = pc.is_in(tasks.column("task_id"), value_set=pa.array(list(pending), pa.string()))
+        yield from self.write(tasks.filter(wanted), [])
+
     def write_held(self) -> Iterator[Any]:
         """The open tasks held so far, one row each (the last read), less those written
         settled since. Open tasks read after this are not written in this run."""
