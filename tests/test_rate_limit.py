@@ -449,3 +449,49 @@ def test_a_key_limited_to_20_per_second_completes_exactly_with_few_429s(tmp_path
         assert emu.stats.throttled <= 16, emu.stats.throttled
         assert metrics["throttled"] == emu.stats.throttled
         assert metrics["requests"] == 81 + emu.stats.throttled
+
+
+def test_requests_start_in_the_order_they_asked_for_a_slot() -> None:
+    """Threads queued behind the pacing start in the order they called ``acquire``:
+    pages sent out of order leave gaps on a growing list that the scan must re-read."""
+    limiter = RateLimiter(20.0)  # starts 40 ms apart: every thread but the first waits
+    order: list[int] = []
+    threads = []
+    for index in range(12):
+
+        def run(index: int = index) -> None:
+            limiter.acquire()
+            order.append(index)
+            limiter.succeeded()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        threads.append(thread)
+        while limiter._next_turn <= index:  # the next thread asks only after this one did
+            threading.Event().wait(0.001)
+    for thread in threads:
+        thread.join()
+    assert order == sorted(order)
+
+
+class Interrupted(BaseException):
+    """Like KeyboardInterrupt, which pytest would not let a test catch."""
+
+
+def test_an_interrupted_wait_gives_its_turn_to_the_next_caller() -> None:
+    clock = Clock()
+    interrupt = False
+
+    def sleep_or_interrupt(seconds: float) -> None:
+        nonlocal interrupt
+        if interrupt:
+            interrupt = False
+            raise Interrupted
+        clock.sleep(seconds)
+
+    limiter = RateLimiter(10.0, clock=clock, sleep=sleep_or_interrupt)
+    limiter.succeeded(limiter.acquire())
+    interrupt = True
+    with pytest.raises(Interrupted):
+        limiter.acquire()  # must wait for its slot, and is interrupted while waiting
+    assert limiter.acquire() is not None  # the next caller is served, not left waiting

@@ -136,6 +136,13 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        # Requests start in the order they asked: woken sleepers racing for a slot would
+        # send pages out of order, and a list that grows between two pages sent out of
+        # order leaves a gap the scan must re-read (see coverage.py).
+        self._turns = threading.Condition(self._lock)
+        self._next_turn = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
         self._local = threading.local()
         # Enough starts for the widest window (``ceil(target)``) plus the second before a
         # refused request that was sent while others were in flight.
@@ -153,11 +160,27 @@ class RateLimiter:
         """Block until this thread may send a request, and count it as started. The ticket
         returned is also this thread's current request for :meth:`succeeded` and
         :meth:`throttled`; it is None when nothing is paced."""
+        with self._lock:
+            turn = self._next_turn
+            self._next_turn += 1
+        try:
+            return self._acquire_turn(turn)
+        except BaseException:
+            with self._turns:  # interrupted: give the turn up, so the next caller is served
+                self._abandoned.add(turn)
+                self._skip_abandoned()
+            raise
+
+    def _acquire_turn(self, turn: int) -> Ticket | None:
         while True:
-            with self._lock:
+            with self._turns:
+                while self._serving != turn:
+                    self._turns.wait()
                 now = self._clock()
                 start = self._earliest_start(now)
                 if start <= now:
+                    self._serving += 1
+                    self._skip_abandoned()
                     if self.rate is not None:
                         request = Ticket(now, self.decreases)
                         self._log.append(request)
@@ -165,6 +188,12 @@ class RateLimiter:
                         return request
                     return None
             self._sleep(start - now)
+
+    def _skip_abandoned(self) -> None:
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._turns.notify_all()
 
     def succeeded(self, ticket: Ticket | None = None) -> None:
         """This thread's request (or ``ticket``'s) was answered, not with a 429."""
