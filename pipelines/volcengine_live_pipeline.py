@@ -164,6 +164,11 @@ def configure_logging(level: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code (see the module docstring)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["report"]:
+        import volcengine_live_report
+
+        return volcengine_live_report.main(arguments[1:])
     try:
         args = parse_args(argv)
     except SystemExit as exit_:  # --help, or argparse's own usage error (code 2)

@@ -95,6 +95,7 @@ def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
             "Notebook: make notebook (opens notebooks/pull_record_tasks_analysis.ipynb, "
             "which reads this file)"
         )
+        lines.append(f"Report: volcengine-live report --duckdb {database} (an HTML page)")
     else:
         name = pipeline.destination.destination_name if pipeline.destination else "?"
         lines.append(f"Data: destination {name}, table {table}")

@@ -18,24 +18,31 @@
 -- Time zone: totals do not depend on it; the line is kept for symmetry with the others.
 -- Now:       open tasks are clipped at now(); `SET VARIABLE as_of = TIMESTAMPTZ '...'` first
 --            (e.g. with duckdb -cmd) to clip them at another instant.
+-- Window:    optional `SET VARIABLE since = TIMESTAMPTZ '...'` and `until` count only the
+--            hours recorded in [since, until).
 SET schema = 'volcengine_live_dataset';
 SET TimeZone = 'Asia/Shanghai';
 
 WITH clock AS (
-    SELECT coalesce(getvariable('as_of')::TIMESTAMPTZ, date_trunc('second', now())) AS as_of
+    SELECT
+        coalesce(getvariable('as_of')::TIMESTAMPTZ, date_trunc('second', now())) AS as_of,
+        coalesce(getvariable('since')::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AS since,
+        coalesce(getvariable('until')::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) AS until
 ),
 recorded AS (
     SELECT
         t.task_id,
         t.domain,
         t.app,
-        t.start_time AS rec_start,
-        least(coalesce(t.end_time, c.as_of), c.as_of) AS rec_end
+        greatest(t.start_time, c.since) AS rec_start,
+        least(coalesce(t.end_time, c.as_of), c.as_of, c.until) AS rec_end
     FROM pull_record_tasks AS t
     CROSS JOIN clock AS c
     WHERE t.status_code IS DISTINCT FROM 'not_started'
       AND t.start_time < c.as_of
       AND (t.end_time > t.start_time OR (t.end_time IS NULL AND t.status_code = 'recording'))
+      AND t.start_time < c.until
+      AND coalesce(t.end_time, c.as_of) > c.since
 )
 SELECT
     domain,

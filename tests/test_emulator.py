@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 import requests
 
-from volcengine_live.signing import VolcengineSigner, sha256_hex, sign
 from volcengine_live_emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_SECRET_ACCESS_KEY,
@@ -35,6 +34,7 @@ from volcengine_live_emulator import (
     Emulator,
 )
 from volcengine_live_emulator.data import parse_rfc3339
+from volcengine_live_emulator.signing import sha256_hex, sign
 
 AK = DEFAULT_ACCESS_KEY_ID
 SK = DEFAULT_SECRET_ACCESS_KEY
@@ -82,7 +82,7 @@ def post(
     timeout: float = 10.0,
     extra: dict[str, str] | None = None,
 ) -> requests.Response:
-    """A request signed the way the project's client signs (checked against the SDK)."""
+    """A request signed by the emulator's own signer (held to the SDK in test_emulator_signing)."""
     data = (
         json.dumps(body if body is not None else {}).encode()
         if not isinstance(body, bytes)
@@ -190,14 +190,20 @@ def test_official_sdk_is_accepted_and_a_wrong_secret_is_refused(emu: Emulator) -
         wrong.list_pull_record_task({"PageNum": 1, "PageSize": 10})
 
 
-def test_requests_signer_of_the_project_is_accepted(emu: Emulator) -> None:
-    response = requests.post(
-        emu.endpoint + PATH,
-        data=b'{"PageNum": 2, "PageSize": 3}',
-        headers={"Content-Type": "application/json; charset=utf-8"},
-        auth=VolcengineSigner(AK, SK),
-        timeout=10,
+def test_a_content_type_with_charset_signed_through_requests_is_accepted(emu: Emulator) -> None:
+    body = b'{"PageNum": 2, "PageSize": 3}'
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    headers.update(
+        sign(
+            method="POST",
+            url=emu.endpoint + PATH,
+            headers=headers,
+            body=body,
+            access_key_id=AK,
+            secret_access_key=SK,
+        )
     )
+    response = requests.post(emu.endpoint + PATH, data=body, headers=headers, timeout=10)
     assert response.status_code == 200
     assert response.json()["Result"]["Pagination"]["PageCur"] == 2
 

@@ -27,7 +27,7 @@ NOTEBOOK = REPO / "notebooks" / "pull_record_tasks_analysis.ipynb"
 DATASET = "analysis_test_dataset"  # not the default: the notebook must use its parameter
 TASKS = 3000
 SEED = 20240310
-CHART_CELLS = 6
+CHART_CELLS = 7
 
 
 def load_dataset(path: Path, pipelines_dir: Path) -> None:

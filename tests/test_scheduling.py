@@ -97,9 +97,10 @@ def test_the_github_workflow_is_a_scheduled_template_that_runs_the_cli() -> None
     steps = job["steps"]
     uses = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
     assert "actions/checkout" in uses
-    assert str(uses["actions/setup-python"]["with"]["python-version"]) == "3.11"
+    assert str(uses["actions/setup-python"]["with"]["python-version"]) == "3.12"
+    assert "astral-sh/setup-uv" in uses
     install = next(s["run"] for s in steps if "pip install" in s.get("run", ""))
-    assert "-c constraints.txt ." in install and "dlt[postgres]" in install
+    assert "uv export --frozen" in install and '".[postgres]"' in install
 
     command = run_step(steps)
     scripts = tomlkit.parse((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

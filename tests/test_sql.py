@@ -63,6 +63,10 @@ SQL_FILES = [
     "recorded_hours_by_app.sql",
     "concurrency_timeline.sql",
     "concurrency_peak.sql",
+    "concurrency_envelope.sql",
+    "concurrency_by_weekday_hour.sql",
+    "activity_per_period.sql",
+    "recorded_hours_by_stream.sql",
     "upcoming_tasks.sql",
     "recording_now.sql",
     "data_quality.sql",
@@ -356,6 +360,186 @@ def test_all_recorded_hours_agree(db: dict[str, Any]) -> None:
     seconds = timeline["instant"].diff().shift(-1).dt.total_seconds().fillna(0)
     area = float((seconds * timeline["concurrent"]).sum() / 3600)
     assert round(per_day, 2) == round(by_domain, 2) == round(by_app, 2) == round(area, 2) == 19.5
+
+
+def window(since: dt.datetime | None, until: dt.datetime | None) -> Any:
+    """The `since`/`until` variables some files read, set before the file runs."""
+
+    def run(path: Path, name: str, **kwargs: Any) -> list[pd.DataFrame]:
+        with duckdb.connect(str(path), read_only=True) as con:
+            con.execute(f"SET VARIABLE as_of = TIMESTAMPTZ '{AS_OF.isoformat()}'")
+            for var, value in (("since", since), ("until", until)):
+                if value is not None:
+                    con.execute(f"SET VARIABLE {var} = TIMESTAMPTZ '{value.isoformat()}'")
+            con.execute(f"SET VARIABLE bucket = {kwargs.get('bucket', 'NULL')}")
+            con.execute(f"SET VARIABLE period = {kwargs.get('period', 'NULL')}")
+            results = []
+            for statement in duckdb.extract_statements((SQL_DIR / name).read_text("utf-8")):
+                cursor = con.execute(statement.query)
+                if statement.type == duckdb.StatementType.SELECT:
+                    results.append(cursor.df())
+        return results
+
+    return run
+
+
+def test_concurrency_envelope_is_hourly_for_a_short_range(db: dict[str, Any]) -> None:
+    got = one(db["path"], "concurrency_envelope.sql")
+    assert set(got["bucket"]) == {"hour"}
+    # Every hour from the first recording (03-08 10:00) to the hour of now (03-10 11:00).
+    assert len(got) == 50
+    hours = [ts(t).astimezone(SH).strftime("%d %H") for t in got["bucket_start"]]
+    assert hours[0] == "08 10" and hours[-1] == "10 11"
+    busy = [
+        (h, p, m)
+        for h, p, m in zip(hours, got["peak_concurrent"], got["mean_concurrent"], strict=True)
+        if p
+    ]
+    assert busy == [
+        ("08 10", 1, 1.0),
+        ("08 11", 2, 2.0),
+        ("08 12", 2, 2.0),  # t01 ends as t03 starts: 2, never 3
+        ("08 13", 2, 1.5),
+        ("08 23", 1, 1.0),
+        ("09 00", 2, 1.5),
+        ("09 01", 1, 1.0),
+        ("09 02", 1, 0.5),
+        ("09 20", 1, 1.0),
+        ("09 21", 3, 2.5),
+        ("09 22", 3, 2.5),
+        ("09 23", 2, 1.5),
+        ("10 00", 1, 0.5),
+        ("10 11", 1, 1.0),  # now: t09 recording since 11:00
+    ]
+    assert got["recorded_hours"].sum() == 19.5  # the same total as every recorded_* file
+
+
+def test_concurrency_envelope_per_day(db: dict[str, Any]) -> None:
+    got = window(None, None)(db["path"], "concurrency_envelope.sql", bucket="'day'")[0]
+    assert [
+        (str(ts(d).astimezone(SH).date()), b, p, m, h)
+        for d, b, p, m, h in records(got, *got.columns)
+    ] == [
+        # 03-08 from the first recording at 10:00: 7.5 h over 14 h
+        ("2024-03-08", "day", 2, 0.54, 7.5),
+        ("2024-03-09", "day", 3, 0.44, 10.5),  # 10.5 h over 24 h
+        ("2024-03-10", "day", 1, 0.13, 1.5),  # 1.5 h over the 12 h up to now
+    ]
+
+
+def test_concurrency_envelope_in_a_window(db: dict[str, Any]) -> None:
+    run = window(sh(9, 21, 45), sh(10, 0, 15))
+    got = run(db["path"], "concurrency_envelope.sql", bucket="'day'")[0]
+    # 21:45-22:00 at 3, 22:00-22:30 at 2, 22:30-23:00 at 3, 23:00-23:30 at 2, then 1 to 00:15
+    assert records(got, "peak_concurrent", "mean_concurrent", "recorded_hours") == [
+        (3, 2.11, 4.75),
+        (1, 1.0, 0.25),
+    ]
+    hourly = run(db["path"], "concurrency_envelope.sql")[0]
+    assert set(hourly["bucket"]) == {"hour"} and len(hourly) == 4  # 21, 22, 23 and 00
+    assert hourly["recorded_hours"].sum() == 5.0
+
+
+def test_concurrency_envelope_of_nothing_recorded_is_empty(db: dict[str, Any]) -> None:
+    assert one(db["path"], "concurrency_envelope.sql", as_of=sh(1, 0)).empty
+    assert one(db["path"], "concurrency_by_weekday_hour.sql", as_of=sh(1, 0)).empty
+
+
+def test_concurrency_by_weekday_hour(db: dict[str, Any]) -> None:
+    got = one(db["path"], "concurrency_by_weekday_hour.sql")
+    # 03-08 is a Friday (5): 14 hours of it, 24 of Saturday, 12 of Sunday.
+    assert got.groupby("weekday")["hours_observed"].sum().to_dict() == {5: 14.0, 6: 24.0, 7: 12.0}
+    busy = {
+        (name, hour): (mean, peak)
+        for _, name, hour, _, mean, peak in records(got, *got.columns)
+        if peak
+    }
+    assert busy == {
+        ("Fri", 10): (1.0, 1),
+        ("Fri", 11): (2.0, 2),
+        ("Fri", 12): (2.0, 2),
+        ("Fri", 13): (1.5, 2),
+        ("Fri", 23): (1.0, 1),
+        ("Sat", 0): (1.5, 2),
+        ("Sat", 1): (1.0, 1),
+        ("Sat", 2): (0.5, 1),
+        ("Sat", 20): (1.0, 1),
+        ("Sat", 21): (2.5, 3),
+        ("Sat", 22): (2.5, 3),
+        ("Sat", 23): (1.5, 2),
+        ("Sun", 0): (0.5, 1),
+        ("Sun", 11): (1.0, 1),
+    }
+    assert got["weekday"].tolist() == sorted(got["weekday"].tolist())
+
+
+def test_activity_per_day_matches_the_per_day_files(db: dict[str, Any]) -> None:
+    got = one(db["path"], "activity_per_period.sql")
+    assert [(str(d.date()), p, c, n, h) for d, p, c, n, h in records(got, *got.columns)] == [
+        ("2024-03-08", "day", "finished", 3, 6.5),
+        ("2024-03-08", "day", "stopped", 1, 1.0),
+        ("2024-03-09", "day", "finished", 6, 8.5),
+        ("2024-03-09", "day", "stopped", 0, 1.0),  # t04's hours after midnight
+        ("2024-03-09", "day", "unknown", 1, 1.0),
+        ("2024-03-10", "day", "finished", 0, 0.5),
+        ("2024-03-10", "day", "not_started", 1, 0.0),
+        ("2024-03-10", "day", "recording", 1, 1.0),
+        ("2024-03-11", "day", "not_started", 1, 0.0),
+    ]
+    started = one(db["path"], "tasks_started_per_day.sql")["tasks"].sum()
+    hours = one(db["path"], "recorded_hours_per_day.sql")["recorded_hours"].sum()
+    assert got["tasks_started"].sum() == started == 14  # every task has a start
+    assert round(got["recorded_hours"].sum(), 2) == round(hours, 2) == 19.5
+
+
+def test_activity_per_week(db: dict[str, Any]) -> None:
+    got = window(None, None)(db["path"], "activity_per_period.sql", period="'week'")[0]
+    assert [(str(d.date()), p, c, n, h) for d, p, c, n, h in records(got, *got.columns)] == [
+        ("2024-03-04", "week", "finished", 9, 15.5),  # ISO weeks start on Monday
+        ("2024-03-04", "week", "not_started", 1, 0.0),
+        ("2024-03-04", "week", "recording", 1, 1.0),
+        ("2024-03-04", "week", "stopped", 1, 2.0),
+        ("2024-03-04", "week", "unknown", 1, 1.0),
+        ("2024-03-11", "week", "not_started", 1, 0.0),
+    ]
+
+
+def test_activity_in_a_window(db: dict[str, Any]) -> None:
+    got = window(sh(9, 21, 45), sh(10, 0, 15))(db["path"], "activity_per_period.sql")[0]
+    assert [(str(d.date()), c, n, h) for d, _, c, n, h in records(got, *got.columns)] == [
+        ("2024-03-09", "finished", 0, 3.75),  # t06 1.25, t07 0.25, t08 2.25
+        ("2024-03-09", "unknown", 1, 1.0),  # t13 starts 22:30, inside the window
+        ("2024-03-10", "finished", 0, 0.25),
+    ]
+
+
+def test_recorded_hours_by_stream(db: dict[str, Any]) -> None:
+    got = one(db["path"], "recorded_hours_by_stream.sql")
+    assert records(got, "stream", "recorded_hours")[:3] == [
+        ("stream-t06", 3.0),
+        ("stream-t08", 3.0),
+        ("stream-t02", 2.5),
+    ]
+    assert len(got) == 10 and got["recorded_hours"].sum() == 19.5
+
+
+def test_top_lists_in_a_window(db: dict[str, Any]) -> None:
+    run = window(sh(9, 21, 45), sh(10, 0, 15))
+    by_domain = run(db["path"], "recorded_hours_by_domain.sql")[0]
+    assert records(by_domain, "domain", "tasks", "recorded_hours", "pct") == [
+        ("c.example.com", 2, 3.5, 70.0),
+        ("b.example.com", 1, 1.25, 25.0),
+        ("a.example.com", 1, 0.25, 5.0),
+    ]
+    by_app = run(db["path"], "recorded_hours_by_app.sql")[0]
+    assert by_app["recorded_hours"].sum() == 5.0
+    by_stream = run(db["path"], "recorded_hours_by_stream.sql")[0]
+    assert records(by_stream, "stream", "recorded_hours") == [
+        ("stream-t08", 2.5),
+        ("stream-t06", 1.25),
+        ("stream-t13", 1.0),
+        ("stream-t07", 0.25),
+    ]
 
 
 def test_upcoming_tasks_soonest_first(db: dict[str, Any]) -> None:

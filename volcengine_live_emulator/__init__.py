@@ -18,16 +18,18 @@ from .emulator import (
 from .errors import KNOWN_ERRORS, ApiFailure
 from .faults import FAULT_KINDS, Fault, FaultQueue
 from .stats import Stats
-from .store import REMOVE, TASK_FIELDS, TaskStore
+from .store import DEFAULT_LIST_ORDER, LIST_ORDERS, REMOVE, TASK_FIELDS, TaskStore
 
 __all__ = [
     "ACTION",
     "DEFAULT_ACCESS_KEY_ID",
+    "DEFAULT_LIST_ORDER",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_SECRET_ACCESS_KEY",
     "FAULT_KINDS",
     "FINISHED",
     "KNOWN_ERRORS",
+    "LIST_ORDERS",
     "MAX_PAGE_SIZE",
     "NOT_STARTED",
     "RECORDING",

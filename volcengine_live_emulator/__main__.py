@@ -22,7 +22,7 @@ from .emulator import (
     Emulator,
 )
 from .faults import ENVELOPE_KINDS, OTHER_KINDS
-from .store import DEFAULT_CACHE_ROWS
+from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, LIST_ORDERS
 
 
 def _rate(value: str) -> float | None:
@@ -39,6 +39,20 @@ def _credential(value: str) -> tuple[str, str, str | None]:
     if len(parts) not in (2, 3) or not all(parts[:2]):
         raise argparse.ArgumentTypeError("expected AK:SK or AK:SK:SESSION_TOKEN")
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _key_rate(value: str) -> tuple[str, float | None]:
+    name, sep, rate = value.rpartition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected AK:RATE (RATE a number or 'none')")
+    return name, _rate(rate)
+
+
+def _account(value: str) -> tuple[str, str]:
+    key, sep, account = value.partition(":")
+    if not sep or not key or not account:
+        raise argparse.ArgumentTypeError("expected AK:ACCOUNT")
+    return key, account
 
 
 def _moment(value: str) -> float:
@@ -102,6 +116,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CACHE_ROWS,
         help=f"serialised rows kept in memory (default {DEFAULT_CACHE_ROWS:,}, ~290 B each)",
     )
+    parser.add_argument(
+        "--list-order",
+        choices=LIST_ORDERS,
+        default=DEFAULT_LIST_ORDER,
+        help=f"how the list is served (default {DEFAULT_LIST_ORDER})",
+    )
+    parser.add_argument("--order-seed", type=int, help="seed of the random/unstable orders")
+    parser.add_argument(
+        "--key-rate-limit",
+        action="append",
+        type=_key_rate,
+        default=[],
+        metavar="AK:R|none",
+        help="a rate limit of this key's (or account's) own (repeatable)",
+    )
+    parser.add_argument(
+        "--account",
+        action="append",
+        type=_account,
+        default=[],
+        metavar="AK:ACCOUNT",
+        help="count this key in ACCOUNT's rate-limit window (repeatable)",
+    )
+    parser.add_argument("--grow-per-second", type=float, help="create tasks at this rate")
+    parser.add_argument("--grow-per-request", type=int, help="create N tasks per page request")
+    parser.add_argument(
+        "--grow-start-ahead",
+        type=float,
+        default=60.0,
+        help="seconds after now that grown tasks start (default 60)",
+    )
+    parser.add_argument("--shrink-per-second", type=float, help="remove the oldest at this rate")
+    parser.add_argument("--shrink-per-request", type=int, help="remove N oldest per request")
+    parser.add_argument(
+        "--prerender",
+        type=int,
+        metavar="PAGE_SIZE",
+        help="render every page of PAGE_SIZE rows at start and serve them from memory",
+    )
+    parser.add_argument(
+        "--no-verify-signatures",
+        dest="verify_signatures",
+        action="store_false",
+        help="accept requests without checking their signature (benchmarks)",
+    )
     return parser
 
 
@@ -123,7 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         now=args.now,
         fault_seed=args.fault_seed,
         cache_rows=args.cache_rows,
+        key_rate_limits=dict(args.key_rate_limit),
+        accounts=dict(args.account),
+        prerender=args.prerender,
+        verify_signatures=args.verify_signatures,
     )
+    emulator.store.set_list_order(args.list_order, seed=args.order_seed)
     for access_key_id, secret, token in args.credential:
         emulator.add_credentials(access_key_id, secret, token)
     try:
@@ -133,6 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"volcengine-live-emulator: --fault: {exc}", file=sys.stderr)
         return 2
 
+    for name, rate in (
+        ("--grow-per-second", args.grow_per_second),
+        ("--grow-per-request", args.grow_per_request),
+        ("--shrink-per-second", args.shrink_per_second),
+        ("--shrink-per-request", args.shrink_per_request),
+    ):
+        if rate is not None and rate <= 0:
+            print(f"volcengine-live-emulator: {name} must be positive", file=sys.stderr)
+            return 2
+
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -140,7 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    emulator.start()
+    emulator.start()  # renders the pages first with --prerender
+    # Flows start with serving, so a wall-clock rate counts from the first line of output.
+    if args.grow_per_second is not None or args.grow_per_request is not None:
+        emulator.grow(
+            args.grow_per_second,
+            per_request=args.grow_per_request,
+            start_ahead=args.grow_start_ahead,
+        )
+    if args.shrink_per_second is not None or args.shrink_per_request is not None:
+        emulator.shrink(args.shrink_per_second, per_request=args.shrink_per_request)
     print(emulator.endpoint, flush=True)
     try:
         while not done.wait(0.5):

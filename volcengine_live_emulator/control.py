@@ -18,7 +18,22 @@ GET    /_emulator/tasks/{TaskId}       one task
 PATCH  /_emulator/tasks/{TaskId}       update fields (``"_remove": [names]`` drops fields)
 DELETE /_emulator/tasks/{TaskId}       delete
 POST   /_emulator/advance              ``{"now": RFC 3339 | epoch seconds | null}``
+POST   /_emulator/remove               take tasks out of the list, restorable:
+                                       ``{"task_ids": [...]}`` or ``{"oldest": N}``
+POST   /_emulator/restore              put them back: ``{"task_ids": [...] | null}``
+GET    /_emulator/removed              ``{"task_ids": [...], "count": N}``
+POST   /_emulator/grow                 ``{"per_second": R, "per_request": N,
+                                       "start_ahead": 60, "duration": 3600, "limit": N}``
+POST   /_emulator/shrink               ``{"per_second": R, "per_request": N, "limit": N}``
+GET    /_emulator/flows                running grow/shrink flows and what they did
+DELETE /_emulator/flows                stop them
+POST   /_emulator/reshuffle            ``{"seed": N | null}``: a new ``random`` order
 ====== =============================== ==================================================
+
+``POST /_emulator/config`` also takes ``list_order`` (one of ``LIST_ORDERS``) with an optional
+``order_seed``, ``key_rate_limits: {AK: R | "none" | null}`` (a limit of the key's own,
+unlimited, or back to the default), ``accounts: {AK: ACCOUNT | null}`` (keys sharing one
+window), ``verify_signatures: bool`` and ``prerender: PAGE_SIZE | null``.
 """
 
 from __future__ import annotations
@@ -112,6 +127,41 @@ class ControlApi:
                 return _json(store.create_task(_object(payload), raw=raw), 201)
             if method == "GET":
                 return Response(200, content_type="application/x-ndjson", chunks=_lines(store))
+        if path == "/remove" and method == "POST":
+            values = _object(payload)
+            if "oldest" in values:
+                removed = store.remove_oldest(int(values["oldest"]))
+            else:
+                removed = store.remove_tasks(_strings(values.get("task_ids")))
+            return _json({"removed": removed, "count": store.count})
+        if path == "/restore" and method == "POST":
+            values = _object(payload) if payload is not None else {}
+            ids = values.get("task_ids")
+            restored = store.restore_tasks(None if ids is None else _strings(ids))
+            return _json({"restored": restored, "count": store.count})
+        if path == "/removed" and method == "GET":
+            return _json({"task_ids": store.removed_task_ids(), "count": store.removed_count})
+        if path in ("/grow", "/shrink") and method == "POST":
+            values = _object(payload)
+            allowed = {"per_second", "per_request", "limit"}
+            if path == "/grow":
+                allowed |= {"start_ahead", "duration"}
+            unknown = set(values) - allowed
+            if unknown:
+                raise ControlError(400, f"unknown key(s): {sorted(unknown)}")
+            if path == "/grow":
+                store.grow(**values)
+            else:
+                store.shrink(**values)
+            return _json(store.flows(), 201)
+        if path == "/flows":
+            if method == "DELETE":
+                return _json(store.stop_flows())
+            return _json(store.flows())
+        if path == "/reshuffle" and method == "POST":
+            seed = (payload or {}).get("seed") if isinstance(payload, dict) else None
+            store.reshuffle(None if seed is None else int(seed))
+            return _json({"ok": True, "list_order": store.list_order})
         if path.startswith("/tasks/"):
             task_id = unquote(path[len("/tasks/") :])
             if method == "GET":
@@ -137,6 +187,11 @@ class ControlApi:
             "retry_after": settings.retry_after,
             "region": settings.region,
             "access_key_ids": sorted(self.service.keyring.secrets),
+            "list_order": self.service.store.list_order,
+            "key_rate_limits": self.service.limiter.key_rates,
+            "accounts": self.service.limiter.accounts,
+            "verify_signatures": settings.verify_signatures,
+            "prerender": self.service.store.prerender_size,
         }
 
     def _configure(self, values: dict[str, Any]) -> None:
@@ -149,6 +204,12 @@ class ControlApi:
             "retry_after",
             "credentials",
             "session_tokens",
+            "list_order",
+            "order_seed",
+            "key_rate_limits",
+            "accounts",
+            "verify_signatures",
+            "prerender",
         }
         unknown = set(values) - known
         if unknown:
@@ -163,6 +224,26 @@ class ControlApi:
         if "retry_after" in values:
             value = values["retry_after"]
             settings.retry_after = None if value is None else float(value)
+        if "list_order" in values or "order_seed" in values:
+            seed = values.get("order_seed")
+            service.store.set_list_order(
+                values.get("list_order") or service.store.list_order,
+                seed=None if seed is None else int(seed),
+            )
+        for name, rate in (values.get("key_rate_limits") or {}).items():
+            if rate is None:
+                service.limiter.clear_key_rate(name)
+            elif isinstance(rate, str) and rate.lower() in ("none", "off", "unlimited"):
+                service.limiter.set_key_rate(name, None)
+            else:
+                service.limiter.set_key_rate(name, float(rate))
+        for access_key_id, account in (values.get("accounts") or {}).items():
+            service.limiter.set_account(access_key_id, account)
+        if "verify_signatures" in values:
+            settings.verify_signatures = bool(values["verify_signatures"])
+        if "prerender" in values:
+            size = values["prerender"]
+            service.store.prerender(None if size is None else int(size))
         tokens = values.get("session_tokens") or {}
         for access_key_id, secret in (values.get("credentials") or {}).items():
             service.keyring.add(access_key_id, secret, tokens.get(access_key_id))
@@ -171,6 +252,12 @@ class ControlApi:
 def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ControlError(400, "expected a JSON object")
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ControlError(400, "task_ids must be a list of TaskId strings")
     return value
 
 

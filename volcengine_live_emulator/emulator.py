@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
+from typing import Any
 
 from .api import DEFAULT_REGION, SERVICE, ApiService, RequestHook, Settings
 from .control import ControlApi
@@ -16,7 +17,7 @@ from .ratelimit import SlidingWindowLimiter
 from .server import EmulatorHTTPServer
 from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring
 from .stats import Stats
-from .store import DEFAULT_CACHE_ROWS, TaskStore
+from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, TaskStore
 
 DEFAULT_ACCESS_KEY_ID = "AKEMULATOR"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret"
@@ -39,6 +40,13 @@ class Emulator:
     AK → SK pairs, ``session_tokens`` marks AKs as temporary (STS) keys that must send that
     X-Security-Token. ``rate_limit=None`` turns the limit off; ``retry_after`` adds a
     Retry-After header (seconds) to 429 answers, which the real API does not document.
+
+    ``list_order`` is one of :data:`~volcengine_live_emulator.store.LIST_ORDERS` (default
+    newest-created first). ``key_rate_limits`` gives access keys (or accounts) a limit of their
+    own (None = unlimited); ``accounts`` maps access keys to a shared account window.
+    ``prerender`` (a page size) renders every page of that size at :meth:`start` and serves
+    them from memory; ``verify_signatures=False`` skips the signature check (the access key
+    named in Authorization is still what the rate limit counts).
     """
 
     def __init__(
@@ -62,6 +70,11 @@ class Emulator:
         max_clock_skew: float = DEFAULT_MAX_SKEW_SECONDS,
         cache_rows: int = DEFAULT_CACHE_ROWS,
         fault_seed: int | None = None,
+        list_order: str = DEFAULT_LIST_ORDER,
+        key_rate_limits: Mapping[str, float | None] | None = None,
+        accounts: Mapping[str, str] | None = None,
+        prerender: int | None = None,
+        verify_signatures: bool = True,
     ) -> None:
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
@@ -77,13 +90,17 @@ class Emulator:
         self.store = TaskStore(
             TaskGenerator(seed, tasks, anchor), clock=anchor, cache_rows=cache_rows
         )
+        self.store.set_list_order(list_order)
+        self._prerender = prerender
+        limiter = SlidingWindowLimiter(rate_limit)
+        limiter.update(key_rate_limits, accounts)
         self.faults = FaultQueue(seed if fault_seed is None else fault_seed)
         self.stats = Stats()
         self._stop = threading.Event()
         self._service = ApiService(
             store=self.store,
             keyring=self.keyring,
-            limiter=SlidingWindowLimiter(rate_limit),
+            limiter=limiter,
             faults=self.faults,
             stats=self.stats,
             settings=Settings(
@@ -93,6 +110,7 @@ class Emulator:
                 region=region,
                 service=SERVICE,
                 max_skew=max_clock_skew,
+                verify_signatures=verify_signatures,
             ),
             stop=self._stop,
             seed=seed,
@@ -106,6 +124,8 @@ class Emulator:
         """Bind and serve in a background (daemon) thread; returns self."""
         if self._server is not None:
             return self
+        if self._prerender is not None and self.store.prerender_size != self._prerender:
+            self.store.prerender(self._prerender)
         self._stop.clear()
         self._server = EmulatorHTTPServer(
             (self.host, self._requested_port), self._service, ControlApi(self._service)
@@ -235,6 +255,86 @@ class Emulator:
     def reset_rate_limit(self) -> None:
         """Forget the requests counted in the current window."""
         self._service.limiter.reset()
+
+    @property
+    def key_rate_limits(self) -> dict[str, float | None]:
+        """Access keys (or accounts) with a limit of their own: name -> rate (None = none)."""
+        return self._service.limiter.key_rates
+
+    def set_key_rate_limit(self, access_key_id: str, rate: float | None) -> None:
+        """Limit this access key (or account) to ``rate`` requests/s whatever
+        :attr:`rate_limit` says (None: unlimited), e.g. 20/s for one client while the
+        account default is 50/s."""
+        self._service.limiter.set_key_rate(access_key_id, rate)
+
+    def clear_key_rate_limit(self, access_key_id: str) -> None:
+        """Back to :attr:`rate_limit` for this access key (or account)."""
+        self._service.limiter.clear_key_rate(access_key_id)
+
+    def set_account(self, access_key_id: str, account: str | None) -> None:
+        """Count this key's requests in ``account``'s window (shared with every key of that
+        account; an access key id names its own account); None: its own window again."""
+        self._service.limiter.set_account(access_key_id, account)
+
+    @property
+    def list_order(self) -> str:
+        """How the list is served: one of ``LIST_ORDERS``; settable while serving."""
+        return self.store.list_order
+
+    @list_order.setter
+    def list_order(self, value: str) -> None:
+        self.store.set_list_order(value)
+
+    @property
+    def verify_signatures(self) -> bool:
+        """Whether requests must be signed correctly (default True)."""
+        return self._service.settings.verify_signatures
+
+    @verify_signatures.setter
+    def verify_signatures(self, value: bool) -> None:
+        self._service.settings.verify_signatures = bool(value)
+
+    # Task removal and a moving list: shorthands for the store's controls.
+
+    def remove_tasks(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """:meth:`TaskStore.remove_tasks`: take tasks out of the list, restorable."""
+        return self.store.remove_tasks(task_ids)
+
+    def restore_tasks(self, task_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """:meth:`TaskStore.restore_tasks`: put removed tasks back (None: all of them)."""
+        return self.store.restore_tasks(task_ids)
+
+    def grow(
+        self,
+        per_second: float | None = None,
+        *,
+        per_request: int | None = None,
+        start_ahead: float = 60.0,
+        duration: float = 3600.0,
+        limit: int | None = None,
+    ) -> None:
+        """:meth:`TaskStore.grow`: new scheduled tasks at a steady rate."""
+        self.store.grow(
+            per_second,
+            per_request=per_request,
+            start_ahead=start_ahead,
+            duration=duration,
+            limit=limit,
+        )
+
+    def shrink(
+        self,
+        per_second: float | None = None,
+        *,
+        per_request: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """:meth:`TaskStore.shrink`: the oldest tasks removed at a steady rate."""
+        self.store.shrink(per_second, per_request=per_request, limit=limit)
+
+    def stop_flows(self) -> list[dict[str, Any]]:
+        """:meth:`TaskStore.stop_flows`: end growing and shrinking."""
+        return self.store.stop_flows()
 
 
 def _epoch(moment: datetime | float | None) -> float:

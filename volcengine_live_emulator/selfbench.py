@@ -2,8 +2,9 @@
 
 Starts the emulator as a separate process (so it has a core of its own), then requests pages
 of ``--page-size`` rows over keep-alive connections for ``--seconds`` and prints pages/s, rows/s
-and the server process's CPU use. The client signs each request but does not parse bodies:
-the figure is the server's, not a JSON parser's.
+and the server process's CPU use. The client (standard library only: ``http.client`` and
+the emulator's own signer) signs each request but does not parse bodies: the figure is the
+server's, not a JSON parser's.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from volcengine_live.signing import sign
-
 from .emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+from .signing import sign
 
 PATH = "/?Action=ListPullRecordTask&Version=2023-01-01"
 
@@ -79,7 +79,22 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--warm", action="store_true", help="read every page once first")
+    parser.add_argument(
+        "--prerender",
+        action="store_true",
+        help="start the server with --prerender PAGE_SIZE (pages rendered once, at start)",
+    )
+    parser.add_argument(
+        "--no-verify-signatures",
+        action="store_true",
+        help="start the server with --no-verify-signatures",
+    )
     args = parser.parse_args()
+    server_flags = []
+    if args.prerender:
+        server_flags += ["--prerender", str(args.page_size)]
+    if args.no_verify_signatures:
+        server_flags.append("--no-verify-signatures")
 
     started = time.monotonic()
     process = subprocess.Popen(
@@ -93,6 +108,7 @@ def main() -> int:
             "none",
             "--port",
             "0",
+            *server_flags,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -102,7 +118,7 @@ def main() -> int:
         endpoint = process.stdout.readline().strip()
         print(
             f"emulator with {args.tasks:,} tasks up in {time.monotonic() - started:.2f} s "
-            f"at {endpoint}"
+            f"at {endpoint} {' '.join(server_flags)}".rstrip()
         )
         pages = max(1, -(-args.tasks // args.page_size))
         if args.warm:

@@ -2,60 +2,21 @@
 
 The canonical request is rebuilt from what was *received*: the header list the client names in
 ``SignedHeaders``, their received values (host without a default port), the received query and
-the hash of the received body. The signing arithmetic is the project's own
-(:mod:`volcengine_live.signing`), which the test suite holds byte-identical to the official SDK;
-the emulator never has its own copy of it.
+the hash of the received body. The arithmetic is :mod:`volcengine_live_emulator.signing`
+(standard library only), which the tests hold to the official SDK's signer.
 """
 
 from __future__ import annotations
 
 import hmac
-import importlib
-import importlib.util
-import os
 import re
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from types import ModuleType
-from typing import TYPE_CHECKING
 
 from .errors import ApiFailure
-
-
-def _load_signing() -> ModuleType:
-    """``volcengine_live.signing``, if possible without running ``volcengine_live/__init__``.
-
-    The package's ``__init__`` imports dlt and pyarrow (over a second and ~100 MB), which an
-    emulator process never needs: the signing module itself uses only the standard library and
-    requests. So, unless the package is already imported, the same file is loaded on its own
-    under a private name (the real module name is left alone for the package to claim later).
-    """
-    if "volcengine_live" not in sys.modules:
-        try:
-            spec = importlib.util.find_spec("volcengine_live")
-            locations = list(spec.submodule_search_locations or []) if spec else []
-            path = os.path.join(locations[0], "signing.py")
-            file_spec = importlib.util.spec_from_file_location("_volcengine_live_signing", path)
-            if file_spec is not None and file_spec.loader is not None:
-                module = importlib.util.module_from_spec(file_spec)
-                file_spec.loader.exec_module(module)
-                return module
-        except Exception:  # any surprise: fall back to the ordinary import
-            pass
-    return importlib.import_module("volcengine_live.signing")
-
-
-if TYPE_CHECKING:
-    from volcengine_live.signing import canonical_host, canonical_request, sha256_hex, signature
-else:
-    _signing = _load_signing()
-    canonical_host = _signing.canonical_host
-    canonical_request = _signing.canonical_request
-    sha256_hex = _signing.sha256_hex
-    signature = _signing.signature
+from .signing import canonical_host, canonical_request, sha256_hex, signature
 
 _AUTHORIZATION = re.compile(
     r"^HMAC-SHA256\s+Credential=(?P<ak>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/"
@@ -116,6 +77,13 @@ def parse_x_date(value: str) -> float | None:
     except ValueError:
         return None
     return moment.timestamp()
+
+
+def claimed_access_key(headers: Mapping[str, str]) -> str:
+    """The access key id an ``Authorization`` header names, unchecked (``""`` if none): what
+    the rate limit counts when signature verification is off."""
+    match = _AUTHORIZATION.match(headers.get("authorization") or "")
+    return match["ak"] if match is not None else ""
 
 
 def verify_request(

@@ -84,12 +84,23 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(_as_python_310_iso(value.strip()))
     except ValueError:
         return None
     if parsed.tzinfo is None:
         return None
     return parsed.astimezone(timezone.utc)
+
+
+_FRACTION = re.compile(r"(T\d{2}:\d{2}:\d{2})\.(\d{1,6})")
+
+
+def _as_python_310_iso(value: str) -> str:
+    """``value`` in the narrower ISO form Python 3.10's ``fromisoformat`` reads: ``Z`` as
+    ``+00:00`` and fractions padded to 6 digits (3.11 reads both as they are)."""
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    return _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}", value, count=1)
 
 
 def _time_column(values: pa.Array | list[Any]) -> tuple[pa.Array, list[datetime | None] | None]:

@@ -1,0 +1,509 @@
+"""``volcengine-live report``: exact numbers on a hand-built DuckDB file, empty and tiny
+datasets, files without the tables, the subcommand end to end after a real pipeline run, and
+the page rendered in headless Chromium the way a person sees it.
+
+The hand-built dataset (Asia/Shanghai times, seen as of 2024-03-10 12:00 +08:00):
+
+    id  status      domain/app/stream         start        end          recorded hours
+    r1  已结束      a.example.com/live/s1     03-09 10:00  03-09 12:00  2
+    r2  已结束      a.example.com/live/s2     03-09 11:00  03-09 14:00  3
+    r3  停用        b.example.com/show/s3     03-09 11:30  03-09 12:30  1
+    r4  生效中      b.example.com/show/s4     03-10 11:00  03-10 13:00  1 (to now)
+    r5  未开始      a.example.com/live/s5     03-10 20:00  03-10 22:00  - scheduled
+
+Peak 3 at once, first 03-09 11:30 until 12:00; 1 recording now; 7 hours in all (a 5, b 2).
+The one successful load finished at 03-10 11:00, an hour before "now".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import volcengine_live_report as report
+
+from volcengine_live_emulator import Emulator
+from volcengine_live_pipeline import main as cli_main
+
+DATASET = "volcengine_live_dataset"
+SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+AS_OF = dt.datetime(2024, 3, 10, 12, 0, tzinfo=SH)
+CHARTS = 4  # concurrency envelope, weekday-by-hour heatmap, tasks started, recorded hours
+
+
+def sh(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 3, day, hour, minute, tzinfo=SH)
+
+
+CODES = {"已结束": "finished", "停用": "stopped", "生效中": "recording", "未开始": "not_started"}
+TASKS = [
+    ("r1", "已结束", "a.example.com", "live", "s1", sh(9, 10), sh(9, 12)),
+    ("r2", "已结束", "a.example.com", "live", "s2", sh(9, 11), sh(9, 14)),
+    ("r3", "停用", "b.example.com", "show", "s3", sh(9, 11, 30), sh(9, 12, 30)),
+    ("r4", "生效中", "b.example.com", "show", "s4", sh(10, 11), sh(10, 13)),
+    ("r5", "未开始", "a.example.com", "live", "s5", sh(10, 20), sh(10, 22)),
+]
+
+
+def build(path: Path, tasks: list[tuple[Any, ...]] = TASKS, *, loads: bool = True) -> Path:
+    """A DuckDB file shaped as the pipeline writes it (the columns the SQL reads, dlt's
+    _dlt_loads), filled by hand."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE SCHEMA {DATASET}")
+        con.execute(f"SET schema = '{DATASET}'")
+        con.execute(
+            "CREATE TABLE pull_record_tasks (task_id VARCHAR NOT NULL, start_time TIMESTAMPTZ, "
+            "end_time TIMESTAMPTZ, vhost VARCHAR, domain VARCHAR, app VARCHAR, stream VARCHAR, "
+            "status VARCHAR, status_code VARCHAR, data_issues VARCHAR, seen_at TIMESTAMPTZ)"
+        )
+        for task_id, status, domain, app, stream, start, end in tasks:
+            con.execute(
+                "INSERT INTO pull_record_tasks VALUES (?, ?, ?, 'vhost.example.com', ?, ?, ?, "
+                "?, ?, NULL, ?)",
+                [task_id, start, end, domain, app, stream, status, CODES[status], sh(10, 11)],
+            )
+        if loads:
+            con.execute(
+                "CREATE TABLE _dlt_loads (load_id VARCHAR NOT NULL, schema_name VARCHAR, "
+                "status BIGINT NOT NULL, inserted_at TIMESTAMPTZ NOT NULL, "
+                "schema_version_hash VARCHAR)"
+            )
+            con.execute(
+                "INSERT INTO _dlt_loads VALUES ('1710039600.0', 'volcengine_live', 0, ?, 'h')",
+                [sh(10, 11)],
+            )
+    return path
+
+
+@pytest.fixture
+def hand_built(tmp_path: Path) -> Path:
+    return build(tmp_path / "hand.duckdb")
+
+
+def images(page: str) -> list[str]:
+    return re.findall(r"<img [^>]*src='data:image/png;base64,[A-Za-z0-9+/=]+'", page)
+
+
+def test_exact_numbers_from_a_hand_built_file(hand_built: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    data = report.write_report(hand_built, out, as_of=AS_OF)
+    assert data.summary["tasks"] == 5 and data.summary["successful_loads"] == 1
+    assert data.summary["data_age"] == dt.timedelta(hours=1)
+    assert data.warnings == [] and data.notices == []
+    assert [(r["status_code"], r["tasks"]) for r in data.by_status] == [
+        ("finished", 2),
+        ("not_started", 1),
+        ("recording", 1),
+        ("stopped", 1),
+    ]
+    assert data.peak["peak_concurrent"] == 3
+    assert data.peak["peak_first_at"] == sh(9, 11, 30)
+    assert data.peak["peak_first_until"] == sh(9, 12)
+    assert data.peak["concurrent_now"] == 1
+    # 26 hours from the first recording (03-09 10:00) to now: hourly buckets.
+    assert len(data.envelope) == 26 and {r["bucket"] for r in data.envelope} == {"hour"}
+    first_hours = [(r["peak_concurrent"], r["mean_concurrent"]) for r in data.envelope[:5]]
+    assert first_hours == [(1, 1.0), (3, 2.5), (2, 1.5), (1, 1.0), (0, 0.0)]
+    assert sum(r["recorded_hours"] for r in data.envelope) == 7.0
+    assert [(r["domain"], r["recorded_hours"]) for r in data.by_domain] == [
+        ("a.example.com", 5.0),
+        ("b.example.com", 2.0),
+    ]
+    assert [(r["stream"], r["recorded_hours"]) for r in data.by_stream] == [
+        ("s2", 3.0),
+        ("s1", 2.0),
+        ("s3", 1.0),
+        ("s4", 1.0),
+    ]
+    assert [r["task_id"] for r in data.upcoming] == ["r5"]
+    assert [r["task_id"] for r in data.recording] == ["r4"]
+    assert all(r["ok"] for r in data.quality)
+
+    page = out.read_text(encoding="utf-8")
+    assert len(images(page)) == CHARTS
+    assert "At most 3 tasks recorded at once (first at 2024-03-09 11:30" in page
+    assert "1 now and up to 1 this hour" in page
+    assert "Tasks started: 5 in all over 2 days" in page
+    assert "Recorded hours: 7 in all over 2 days" in page
+    assert "the busiest is Sat 11:00, with 2.5 on average (peak 3)" in page
+    assert "Last successful load: <b>2024-03-10 11:00</b> (1 h 00 min ago)" in page
+    assert "<td>a.example.com</td><td class='n'>2</td><td class='n'>5</td>" in page
+    assert "1 scheduled task." in page and "1 task recording." in page
+    # Self-contained: nothing to fetch, no script.
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_the_charts_use_the_same_sql_files(hand_built: Path, tmp_path: Path) -> None:
+    """The envelope the page draws is sql/concurrency_envelope.sql's answer, unchanged."""
+    data = report.write_report(hand_built, tmp_path / "r.html", as_of=AS_OF)
+    with duckdb.connect(str(hand_built), read_only=True) as con:
+        con.execute(f"SET VARIABLE as_of = TIMESTAMPTZ '{AS_OF.isoformat()}'")
+        text = (report.SQL_DIR / "concurrency_envelope.sql").read_text(encoding="utf-8")
+        *_, last = duckdb.extract_statements(text)
+        for statement in duckdb.extract_statements(text)[:-1]:
+            con.execute(statement.query)
+        direct = report.fetch_rows(con.execute(last.query))
+    assert direct == data.envelope
+    assert report.sql_text("freshness.sql").startswith("-- freshness.sql: ")
+
+
+def test_time_zone_window_and_stale_data(hand_built: Path, tmp_path: Path) -> None:
+    data = report.write_report(
+        hand_built,
+        tmp_path / "r.html",
+        as_of=sh(12, 12),
+        time_zone="UTC",
+        since=sh(9, 11, 45),
+        until=sh(9, 12, 15),
+    )
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "(first at 2024-03-09 03:30" in page  # the peak, in UTC
+    # The window: 11:45-12:15 +08 is 03:45-04:15 UTC, two hourly buckets.
+    assert [(r["peak_concurrent"], r["recorded_hours"]) for r in data.envelope] == [
+        (3, 0.75),  # 03:45-04:00: r1, r2 and r3
+        (2, 0.5),  # 04:00-04:15: r2 and r3
+    ]
+    assert [(r["domain"], r["recorded_hours"]) for r in data.by_domain] == [
+        ("a.example.com", 0.75),  # r1 to 12:00 +08, r2 throughout
+        ("b.example.com", 0.5),  # r3 throughout
+    ]
+    assert len(data.warnings) == 1
+    assert data.warnings[0].startswith("The data is 2 d 1 h old (last load 2024-03-10 03:00)")
+    assert "Warning: The data is 2 d 1 h old" in page
+
+
+def test_years_of_history_aggregate_to_days_and_weeks(tmp_path: Path) -> None:
+    """5000 three-hour tasks, one every 1.92 hours over 400 days (from Sunday 2023-01-01):
+    the concurrency chart has one bucket per day and the bars one per ISO week."""
+    path = build(tmp_path / "long.duckdb", [])
+    base = dt.datetime(2023, 1, 1, tzinfo=SH)
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"INSERT INTO {DATASET}.pull_record_tasks "
+            "SELECT 'L' || i, ?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND, "
+            "?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND + INTERVAL 3 HOUR, 'v', "
+            "'d' || (i % 3) || '.example.com', 'live', 's' || (i % 7), '已结束', 'finished', "
+            "NULL, NULL FROM range(5000) AS r(i)",
+            [base, base],
+        )
+    as_of = base + dt.timedelta(days=401)
+    out = tmp_path / "long.html"
+    data = report.write_report(path, out, as_of=as_of)
+    assert {r["bucket"] for r in data.envelope} == {"day"} and len(data.envelope) == 401
+    assert data.peak["peak_concurrent"] == 2
+    assert max(r["peak_concurrent"] for r in data.envelope) == 2
+    assert round(sum(r["recorded_hours"] for r in data.envelope), 2) == 15000.0
+    assert {r["period"] for r in data.activity} == {"week"}
+    assert data.activity[0]["period_start"] == dt.date(2022, 12, 26)  # the Monday before
+    assert len(data.activity) == 59  # to the week of Monday 2024-02-05, the last day
+    assert sum(r["tasks_started"] for r in data.activity) == 5000
+    assert round(sum(r["recorded_hours"] for r in data.activity), 2) == 15000.0
+    assert len(data.heatmap) == 7 * 24
+    assert round(sum(r["hours_observed"] for r in data.heatmap), 2) == 401 * 24
+    assert len(images(out.read_text(encoding="utf-8"))) == CHARTS
+
+
+def test_an_empty_table_gives_a_valid_report_that_says_so(tmp_path: Path) -> None:
+    path = build(tmp_path / "empty.duckdb", [])
+    data = report.write_report(path, tmp_path / "r.html", as_of=AS_OF)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert data.summary["tasks"] == 0 and data.envelope == [] and data.heatmap == []
+    assert "The table holds no tasks yet" in page
+    assert "Nothing has recorded yet, so there is no concurrency to show." in page
+    assert len(images(page)) == CHARTS  # each chart says "no data" rather than vanishing
+    assert page.rstrip().endswith("</html>")
+
+
+def test_a_single_task_still_recording(tmp_path: Path) -> None:
+    path = build(tmp_path / "one.duckdb", [TASKS[3]])
+    data = report.write_report(path, tmp_path / "r.html", as_of=AS_OF)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert data.peak["peak_concurrent"] == 1
+    assert [r["recorded_hours"] for r in data.envelope] == [1.0]
+    assert "The table holds a single task" in page
+    assert "No task has finished yet" in page
+    assert "At most 1 task recorded at once" in page
+    assert len(images(page)) == CHARTS
+
+
+def test_no_task_finished_or_recorded_yet(tmp_path: Path) -> None:
+    path = build(tmp_path / "planned.duckdb", [TASKS[4]], loads=True)
+    data = report.write_report(path, tmp_path / "r.html", as_of=AS_OF)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert data.envelope == [] and data.by_domain == []
+    assert "No task has finished yet" in page
+    assert "Nothing has recorded in this window yet" in page
+    assert "1 scheduled task." in page
+
+
+def test_a_file_without_the_tables_exits_2_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.duckdb"
+    duckdb.connect(str(bare)).close()
+    assert report.main(["--duckdb", str(bare), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"no table {DATASET}.pull_record_tasks; no table {DATASET}._dlt_loads" in err
+    assert "(exit code 2)" in err
+    assert not (tmp_path / "r.html").exists()
+
+    no_loads = build(tmp_path / "no_loads.duckdb", loads=False)
+    assert report.main(["--duckdb", str(no_loads), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"no table {DATASET}._dlt_loads" in err and "pull_record_tasks;" not in err
+
+    assert report.main(["--duckdb", str(no_loads), "--dataset-name", "other"]) == 2
+    assert f"Datasets with a pull_record_tasks table: {DATASET}" in capsys.readouterr().err
+
+    lacking = build(tmp_path / "lacking.duckdb")
+    with duckdb.connect(str(lacking)) as con:
+        con.execute(f"ALTER TABLE {DATASET}.pull_record_tasks DROP COLUMN stream")
+    assert report.main(["--duckdb", str(lacking)]) == 2
+    assert f"no column(s) stream of {DATASET}.pull_record_tasks" in capsys.readouterr().err
+
+    assert report.main(["--duckdb", str(tmp_path / "absent.duckdb")]) == 2
+    assert "No DuckDB file at" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(hand_built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report.main(["--since", "yesterday"]) == 2
+    assert report.main(["--duckdb", str(hand_built), "--timezone", "Mars/Olympus"]) == 2
+    assert "Unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+    args = ["--duckdb", str(hand_built), "--since", "2024-03-02", "--until", "2024-03-01"]
+    assert report.main(args) == 2
+    assert "--until must be later than --since" in capsys.readouterr().err
+
+
+def test_the_default_file_is_the_one_written_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert report.main([]) == 2
+    assert "Run volcengine-live (or volcengine-live --demo) first" in capsys.readouterr().err
+    build(tmp_path / "volcengine_live.duckdb")
+    build(tmp_path / "volcengine_live_demo.duckdb", [])
+    os.utime(tmp_path / "volcengine_live.duckdb", (1_000_000_000, 1_000_000_000))
+    assert report.default_duckdb_file() == tmp_path / "volcengine_live_demo.duckdb"
+    assert report.main([]) == 0
+    assert "(0 tasks, DuckDB file volcengine_live_demo.duckdb" in capsys.readouterr().out
+    assert (tmp_path / report.OUTPUT).is_file()
+
+
+# --- End to end: the real pipeline, then the subcommand ------------------------------------
+
+ACCESS_KEY = "AKLTreportTestKey01"
+SECRET = "report-test-secret-0a1b2c3d"
+E2E_TASKS = 1500
+
+
+@pytest.fixture(scope="module")
+def loaded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``volcengine-live`` then ``volcengine-live report`` in a fresh directory, against the
+    emulator over real HTTP: the files and the printed output of both."""
+    folder = tmp_path_factory.mktemp("report_e2e")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        Emulator(
+            tasks=E2E_TASKS, seed=7, access_key_id=ACCESS_KEY, secret_access_key=SECRET, latency=0.0
+        ) as emu,
+    ):
+        mp.chdir(folder)
+        mp.setenv("DLT_PROJECT_DIR", str(folder))
+        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+        for name in list(os.environ):
+            if name.startswith(("SOURCES__", "VOLC_", "DESTINATION__")):
+                mp.delenv(name)
+        mp.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emu.endpoint)
+        mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY)
+        mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET)
+        load_out, report_out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(load_out):
+            load_code = cli_main(
+                ["--pipelines-dir", str(folder / "pipelines"), "--progress", "none"]
+            )
+        with contextlib.redirect_stdout(report_out):
+            report_code = cli_main(["report"])
+        yield {
+            "folder": folder,
+            "load_code": load_code,
+            "load_out": load_out.getvalue(),
+            "report_code": report_code,
+            "report_out": report_out.getvalue(),
+            "page": folder / report.OUTPUT,
+        }
+
+
+def test_the_subcommand_after_a_real_run(loaded_run: dict[str, Any]) -> None:
+    assert loaded_run["load_code"] == 0
+    assert (
+        "Report: volcengine-live report --duckdb volcengine_live.duckdb" in loaded_run["load_out"]
+    )
+    assert loaded_run["report_code"] == 0
+    assert (
+        f"Report: {report.OUTPUT} ({E2E_TASKS} tasks, DuckDB file volcengine_live.duckdb"
+        in (loaded_run["report_out"])
+    )
+    page = loaded_run["page"].read_text(encoding="utf-8")
+    assert len(images(page)) == CHARTS
+    assert SECRET not in page
+    # The page's peak is concurrency_peak.sql's, run on the same file.
+    with duckdb.connect(
+        str(loaded_run["folder"] / "volcengine_live.duckdb"), read_only=True
+    ) as con:
+        (total,) = con.execute(f"SELECT count(*) FROM {DATASET}.pull_record_tasks").fetchone() or (
+            0,
+        )
+        rows = report.run_sql(con, "concurrency_peak.sql", DATASET, report.TIME_ZONE)
+    assert total == E2E_TASKS
+    peak = rows[0][0]["peak_concurrent"]
+    assert peak > 0
+    assert f"At most {peak} tasks recorded at once" in page
+
+
+# --- Headless Chromium: the page as a person sees it --------------------------------------------
+
+CHROMIUM = next(
+    (
+        found
+        for name in ("chromium", "chromium-browser", "google-chrome")
+        if (found := shutil.which(name))
+    ),
+    None,
+)
+PROBE = """<script>window.addEventListener('load', function () {
+  var seen = Array.prototype.map.call(document.images, function (i) {
+    return {alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight};
+  });
+  var out = document.createElement('pre');
+  out.id = 'image-probe';
+  out.textContent = JSON.stringify(seen);
+  document.body.appendChild(out);
+});</script>"""
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if CHROMIUM is None:
+        message = (
+            "!!! chromium is not installed: the report render test cannot run. Install it with "
+            "scripts/ensure-chromium.sh (apt-get install -y chromium) !!!"
+        )
+        if os.environ.get("VOLCENGINE_LIVE_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    profile.mkdir()
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_report_renders_in_headless_chromium(
+    loaded_run: dict[str, Any], tmp_path: Path
+) -> None:
+    page = loaded_run["page"]
+    shot = tmp_path / "report.png"
+    done = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (
+        int.from_bytes(shot.read_bytes()[16:20], "big"),
+        int.from_bytes(shot.read_bytes()[20:24], "big"),
+    )
+    assert (width, height) == (1280, 4000)
+    keep = os.environ.get("VOLCENGINE_LIVE_REPORT_SCREENSHOT")
+    if keep:  # to look at it: VOLCENGINE_LIVE_REPORT_SCREENSHOT=/tmp/report.png pytest ...
+        shutil.copy(shot, keep)
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
+    dumped = chromium(tmp_path, "--dump-dom", probe.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    found = re.search(r'<pre id="image-probe">(.*?)</pre>', dumped.stdout)
+    assert found, dumped.stdout[-2000:]
+    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert len(seen) == CHARTS
+    for image in seen:
+        assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
+    assert "Volcengine Live pull-recording tasks" in dumped.stdout
+
+
+def test_the_probe_catches_a_broken_image(tmp_path: Path) -> None:
+    """The render check itself: a broken image has natural size 0."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body><img alt='x' src='data:image/png;base64,AAAA'>"
+        + PROBE
+        + "</body></html>"
+    )
+    dumped = chromium(tmp_path, "--dump-dom", page.as_uri())
+    found = re.search(r'<pre id="image-probe">(.*?)</pre>', dumped.stdout)
+    assert found
+    (image,) = json.loads(found.group(1).replace("&quot;", '"'))
+    assert image["width"] == 0
+
+
+def test_sql_files_fall_back_to_package_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed from a wheel there is no sql/ beside pipelines/: the files are read from the
+    package's data instead, through the one function that reads them."""
+    package = tmp_path / "site" / "shipped_sql_pkg"
+    (package / "sql").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sql" / "freshness.sql").write_text("-- shipped\nSELECT 1;\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(report, "SQL_DIR", tmp_path / "no-such-dir")
+    monkeypatch.setattr(report, "SQL_PACKAGE", "shipped_sql_pkg")
+    assert report.sql_text("freshness.sql") == "-- shipped\nSELECT 1;\n"
+    with pytest.raises(report.ReportError, match=re.escape("sql/absent.sql was found neither")):
+        report.sql_text("absent.sql")
+
+
+def test_a_file_being_written_exits_75(
+    hand_built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds DuckDB's write lock (a running pipeline): say so, code 75."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('open', "
+            "flush=True); time.sleep(60)",
+            str(hand_built),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        assert (
+            report.main(["--duckdb", str(hand_built), "--output", str(tmp_path / "r.html")]) == 75
+        )
+        assert "open for writing by another process" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
