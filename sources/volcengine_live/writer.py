@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from . import settings
 from .incremental import open_mask
 from .reader import EarlierPasses
-from .records import REJECT_COLUMNS
+from .records import REJECT_COLUMNS, TIMESTAMP_TYPE
 
 TASK_COLUMN_HINTS: Any = {
     "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
@@ -27,6 +27,7 @@ TASK_COLUMN_HINTS: Any = {
     "end_time": {"data_type": "timestamp", "timezone": True},
     "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
     "data_issues": {"data_type": "text", "nullable": True},
+    "deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
 }
 
 REJECT_COLUMN_HINTS: Any = {
@@ -41,8 +42,10 @@ REJECT_COLUMN_HINTS: Any = {
 class RunWriter:
     """Turns selected tasks and rejects into dlt items, once per task and run."""
 
-    def __init__(self) -> None:
+    def __init__(self, deleted_tasks: str = settings.DEFAULT_DELETED_TASKS) -> None:
         self.rows_written = 0
+        self.deleted_tasks = deleted_tasks
+        """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
         self._rejects_written: set[str] = set()
         self._held: list[pa.Table] = []
         self._held_ids: set[str] = set()
@@ -74,7 +77,7 @@ class RunWriter:
             self._settled_since_held.update(self._held_ids.intersection(settled_ids))
         if settled.num_rows:
             self.rows_written += settled.num_rows
-            yield tasks_item(settled)
+            yield tasks_item(settled, self.deleted_tasks)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
@@ -87,7 +90,14 @@ class RunWriter:
         self._held.clear()
         if latest is not None:
             self.rows_written += latest.num_rows
-            yield tasks_item(latest)
+            yield tasks_item(latest, self.deleted_tasks)
+
+    def write_deleted(self, rows: pa.Table) -> Iterator[Any]:
+        """Rows of tasks that left the list, ``deleted_at`` set (see ``deletions.py``); none
+        of them was read in this run, so none was written yet."""
+        if rows.num_rows:
+            self.rows_written += rows.num_rows
+            yield tasks_item(rows, self.deleted_tasks)
 
 
 def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | None:
@@ -114,15 +124,21 @@ def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | No
 # Each table's hints ride on its items as a table variant: hints on the resource itself
 # would be copied into every table it yields, and the rejects table has no task_id to be
 # non-null.
-def tasks_item(tasks: pa.Table) -> Any:
-    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie."""
+def tasks_item(tasks: pa.Table, deleted_tasks: str = settings.DEFAULT_DELETED_TASKS) -> Any:
+    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie. Every
+    row carries ``deleted_at`` (null while listed); with ``deleted_tasks="delete"`` it is the
+    table's ``hard_delete`` column, so a merge removes the rows that have it set."""
+    if "deleted_at" not in tasks.column_names:
+        tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
+    columns = dict(TASK_COLUMN_HINTS)
+    columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
     return dlt.mark.with_hints(
         tasks,
         dlt.mark.make_hints(
             table_name=settings.TABLE_NAME,
             write_disposition="merge",
             primary_key="task_id",
-            columns=TASK_COLUMN_HINTS,
+            columns=columns,
         ),
         create_table_variant=True,
     )
