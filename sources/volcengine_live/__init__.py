@@ -161,7 +161,7 @@ def pull_record_tasks(
     writer = RunWriter(deleted_tasks)
     finder = DeletionFinder(plan)
     late_days: set[int] = set()
-    deleted = 0
+    missing = deleted = 0
     started = time.monotonic()
     try:
         main_passes: list[ListPass] = []
@@ -188,6 +188,7 @@ def pull_record_tasks(
             **reader.counts(),
             rows_written=writer.rows_written,
             late_days=len(late_days),
+            deletion_candidates=missing,
             deleted=deleted,
             elapsed_seconds=round(time.monotonic() - started, 3),
             **client.stats.as_dict(),
