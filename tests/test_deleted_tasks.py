@@ -227,20 +227,27 @@ def test_a_run_failing_in_the_confirming_pass_flags_nothing(small_loader: Loader
 
 
 def test_a_list_that_keeps_moving_flags_nothing(small_loader: Loader) -> None:
+    """The run is accepted (together the passes read every task) but flags nothing; it
+    carries the traces forward, so the next calm run flags every kind of removed task, also
+    the old settled and the old open one, whose only traces are in the state."""
     loader = small_loader
     tasks = Tasks(loader.emulator)
     tasks.add_every_kind()
     settings = {"page_size": 50, "max_rescans": 1}
     loader.run(**settings)
-    tasks.remove("recent")
+    tasks.remove("recent", "old_a", "old_open")
     loader.emulator.grow(per_request=1)
-    moving = loader.run(**settings)  # accepted: together the passes read every task
+    moving = loader.run(**settings)
     assert moving["scans"] >= 2 and moving["deletion_candidates"] == 0
     assert moving["deleted"] == 0
     assert not deleted_at(loader)
+    assert tasks.ids["old_open"] in loader.state()["open_task_ids"]
     loader.emulator.stop_flows()
     loader.run(**settings)
-    assert set(deleted_at(loader)) == {tasks.ids["recent"]}
+    assert set(deleted_at(loader)) == {tasks.ids[n] for n in ("recent", "old_a", "old_open")}
+    quiet = loader.run(**settings)
+    assert quiet["deleted"] == 0 and quiet["scans"] == 1
+    assert tasks.ids["old_open"] not in loader.state()["open_task_ids"]
 
 
 def test_delete_mode_removes_the_rows(small_loader: Loader) -> None:

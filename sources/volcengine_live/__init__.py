@@ -182,7 +182,8 @@ def pull_record_tasks(
         deleted = gone.num_rows
         yield from writer.write_deleted(gone)
         # Reached only when the scan is complete: the state advances with the load package.
-        observer.next_state().save(state)
+        every_pass = main_passes + ([extra] if extra is not None else [])
+        finder.next_state(observer.next_state(), late_days, every_pass).save(state)
     finally:
         dlt.current.resource_metrics().update(
             **reader.counts(),

@@ -12,8 +12,9 @@ not read whole: a deletion can only hide in
 So the run reads the destination's rows for just those slices (``destination_rows.py``),
 and takes as *candidates* the live ones that no pass of this run read. Nothing is flagged
 unless the run's last pass was unmoved (one ``TotalCount``, every promised row read): a
-failed run, an incomplete scan or a list that kept moving flags nothing, and the state is
-not advanced, so the next complete run finds the same tasks missing.
+failed run or an incomplete scan flags nothing and leaves the state as it was; a run over
+a list that kept moving flags nothing either, and its state carries the traces forward
+(:meth:`DeletionFinder.next_state`), so the next complete run finds the same tasks missing.
 
 A pass over a list that shifts under it can skip a live task although its counts add up (a
 task deleted before the page boundary and another created after it). So candidates are
@@ -31,7 +32,7 @@ window, as open, or because its day's fingerprint changed), with ``deleted_at`` 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -42,7 +43,7 @@ from .incremental import WritePlan
 from .reader import EarlierPasses, ListPass
 from .records import TIMESTAMP_TYPE
 from .scan import ScanReport
-from .state import DAY_US
+from .state import DAY_US, IncrementalState
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class DeletionFinder:
     candidates: pa.Table | None = field(default=None, init=False)
     """Rows the destination holds as live that the main passes did not read."""
     unreadable: str | None = field(default=None, init=False)
+    checked: bool = field(default=False, init=False)
+    """The run looked for deletions and settled every candidate (flagged or found)."""
 
     def slices(self, late_days: set[int]) -> Slices | None:
         """Where a deletion can hide (see the module docstring); None: nowhere to look (a
@@ -86,6 +89,7 @@ class DeletionFinder:
         ``passes`` read. Finds none unless the last pass was unmoved. Returns how many."""
         slices = self.slices(late_days)
         if slices is None or not passes:
+            self.checked = True
             return 0
         if not unmoved(passes[-1].report):
             logger.warning(
@@ -103,6 +107,7 @@ class DeletionFinder:
                 error,
             )
             return 0
+        self.checked = True
         if rows is None or rows.num_rows == 0:
             return 0
         if "deleted_at" in rows.column_names:
@@ -117,6 +122,7 @@ class DeletionFinder:
         if candidates is None or candidates.num_rows == 0 or extra is None:
             return _empty()
         if not unmoved(extra.report):
+            self.checked = False
             logger.warning(
                 "The task list moved during the confirming pass: %d task(s) missing from "
                 "the list are not flagged as deleted in this run",
@@ -130,6 +136,37 @@ class DeletionFinder:
                 gone.num_rows,
             )
         return _stamped(gone, self.plan.run_started_at)
+
+    def next_state(
+        self, state: IncrementalState, late_days: set[int], passes: list[ListPass]
+    ) -> IncrementalState:
+        """``state`` as the observer built it; after a run that could not settle its
+        candidates (the list moved), with the traces of a deletion carried forward, so that
+        the next run still looks where this one would have: the last run's open TaskIds that
+        no pass read, and the last run's fingerprints of the changed days and of the window
+        (a task removed from the window must still show if the window moves past it)."""
+        if self.checked or self.unreadable is not None:
+            return state
+        previous = self.plan.previous
+        unread = sorted(previous.open_task_ids)
+        if unread:
+            read = EarlierPasses([p.report for p in passes]).read(unread)
+            unread = [task_id for task_id, seen in zip(unread, read, strict=True) if not seen]
+        known = previous.settled_day_fingerprints
+        days = dict(state.settled_day_fingerprints or {})
+        window_start = self.plan.window_start
+        if known is not None and window_start is not None:
+            first_window_day = int(window_start.timestamp() * 1_000_000) // DAY_US
+            for day in late_days | {d for d in set(days) | set(known) if d >= first_window_day}:
+                if day in known:
+                    days[day] = known[day]
+                else:
+                    days.pop(day, None)
+        return replace(
+            state,
+            open_task_ids=state.open_task_ids | frozenset(unread),
+            settled_day_fingerprints=days if state.settled_day_fingerprints is not None else None,
+        )
 
 
 def _not_read(rows: pa.Table, passes: list[ListPass]) -> pa.Table:
