@@ -70,6 +70,7 @@ REQUIRED_COLUMNS = {
         "stream",
         "status",
         "status_code",
+        "deleted_at",
     ),
     "_dlt_loads": ("load_id", "status", "inserted_at"),
 }

@@ -20,6 +20,9 @@
 -- counts them). Stopped (停用) tasks count to their scheduled EndTime because the API gives no
 -- stop time, so the levels are an upper bound where stopped tasks are involved.
 --
+-- Deleted:   a task that left the API's list (deleted_at set) still counts: a finished task
+--            purged later still happened; one deleted while recording counts up to its
+--            deleted_at, and is never recording "now".
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/concurrency_envelope.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).
@@ -45,13 +48,15 @@ recorded AS (
     SELECT
         t.task_id,
         t.start_time AS rec_start,
-        least(coalesce(t.end_time, c.as_of), c.as_of) AS rec_end,
-        t.end_time IS NULL OR t.end_time > c.as_of AS still_open
+        least(coalesce(t.end_time, c.as_of), coalesce(t.deleted_at, c.as_of), c.as_of) AS rec_end,
+        (t.end_time IS NULL OR t.end_time > c.as_of)
+            AND (t.deleted_at IS NULL OR t.deleted_at > c.as_of) AS still_open
     FROM pull_record_tasks AS t
     CROSS JOIN clock AS c
     WHERE t.status_code IS DISTINCT FROM 'not_started'
       AND t.start_time < c.as_of
       AND (t.end_time > t.start_time OR (t.end_time IS NULL AND t.status_code = 'recording'))
+      AND (t.deleted_at IS NULL OR t.deleted_at > t.start_time)
 ),
 events AS (
     SELECT rec_start AS instant, 1 AS delta FROM recorded

@@ -8,7 +8,8 @@
 -- `flagged_by_source` counts the rows the source flagged in its `data_issues` column (read
 -- that column for the reasons); `rejected_rows` counts the records the source set aside in
 -- `pull_record_task_rejects` (no usable TaskId), with a reason each. Each is NULL when its
--- column or table does not exist.
+-- column or table does not exist. `deleted_from_list` counts the tasks the source found gone
+-- from the API's list (`deleted_at` set): kept for history, left out of what is "now".
 --
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/data_quality.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
@@ -120,11 +121,13 @@ checks (check_order, check_name, severity, problem_rows, examples, description) 
     WHERE expected_code IS NOT NULL
     UNION ALL
     SELECT 12, 'stale_status', 'info',
-           count(*) FILTER (WHERE (status_code = 'not_started' AND start_time <= as_of)
-                               OR (status_code = 'recording' AND end_time <= as_of)),
+           count(*) FILTER (WHERE deleted_at IS NULL
+                               AND ((status_code = 'not_started' AND start_time <= as_of)
+                                    OR (status_code = 'recording' AND end_time <= as_of))),
            list(task_id ORDER BY task_id)
-               FILTER (WHERE (status_code = 'not_started' AND start_time <= as_of)
-                          OR (status_code = 'recording' AND end_time <= as_of))[1:3],
+               FILTER (WHERE deleted_at IS NULL
+                          AND ((status_code = 'not_started' AND start_time <= as_of)
+                               OR (status_code = 'recording' AND end_time <= as_of)))[1:3],
            'not_started past its start or recording past its end: reload to refresh'
     FROM tasks
     UNION ALL
@@ -135,6 +138,11 @@ checks (check_order, check_name, severity, problem_rows, examples, description) 
     SELECT 14, 'rejected_rows', 'warning',
            (SELECT n FROM query(getvariable('volcengine_live_rejects_query'))), [],
            'rows the source set aside in pull_record_task_rejects (NULL: no such table)'
+    UNION ALL
+    SELECT 15, 'deleted_from_list', 'info', count(*) FILTER (WHERE deleted_at IS NOT NULL),
+           list(task_id ORDER BY task_id) FILTER (WHERE deleted_at IS NOT NULL)[1:3],
+           'tasks that left the API''s list (deleted_at set): kept in history, out of "now"'
+    FROM tasks
 )
 SELECT
     check_name AS "check",

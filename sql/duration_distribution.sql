@@ -6,6 +6,8 @@
 -- tasks with a missing time or an end not after the start are left out (data_quality.sql
 -- counts them). A task of exactly 1 hour falls in '1-2 h'.
 --
+-- Deleted:   tasks that left the API's list (deleted_at set) are counted: a task that ran
+--            and was purged later still happened.
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/duration_distribution.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).

@@ -10,6 +10,8 @@
 -- Task statuses are as of the last load: the API has no change feed, so a task that started
 -- since then still shows 未开始 / not_started until the pipeline runs again.
 --
+-- Deleted:   tasks that left the API's list (deleted_at set) are counted: a task that ran
+--            and was purged later still happened.
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/freshness.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).

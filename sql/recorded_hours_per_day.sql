@@ -12,6 +12,9 @@
 -- counts them). Stopped (停用) tasks count to their scheduled EndTime because the API gives no
 -- stop time: read their hours as an upper bound, or filter on status_code.
 --
+-- Deleted:   a task that left the API's list (deleted_at set) still counts: a finished task
+--            purged later still happened; one deleted while recording counts up to its
+--            deleted_at, and is never recording "now".
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/recorded_hours_per_day.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).
@@ -30,12 +33,13 @@ recorded AS (
         t.task_id,
         t.status_code,
         t.start_time AS rec_start,
-        least(coalesce(t.end_time, c.as_of), c.as_of) AS rec_end
+        least(coalesce(t.end_time, c.as_of), coalesce(t.deleted_at, c.as_of), c.as_of) AS rec_end
     FROM pull_record_tasks AS t
     CROSS JOIN clock AS c
     WHERE t.status_code IS DISTINCT FROM 'not_started'
       AND t.start_time < c.as_of
       AND (t.end_time > t.start_time OR (t.end_time IS NULL AND t.status_code = 'recording'))
+      AND (t.deleted_at IS NULL OR t.deleted_at > t.start_time)
 ),
 task_days AS (
     -- One row per task and local calendar day it touches.

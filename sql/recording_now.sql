@@ -5,6 +5,7 @@
 -- A negative `ends_in` means it should have ended since the last load: its status is stale
 -- until the pipeline runs again. Statuses are as of the last load (see freshness.sql).
 --
+-- Deleted:   tasks that left the API's list (deleted_at set) are left out.
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/recording_now.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).
@@ -30,5 +31,5 @@ SELECT
     t.vhost
 FROM pull_record_tasks AS t
 CROSS JOIN clock AS c
-WHERE t.status_code = 'recording'
+WHERE t.status_code = 'recording' AND t.deleted_at IS NULL
 ORDER BY t.end_time NULLS LAST, t.task_id;

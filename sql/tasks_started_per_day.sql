@@ -5,6 +5,8 @@
 -- too, so days ahead of today show what is planned. Tasks without a start time are left out
 -- (data_quality.sql counts them).
 --
+-- Deleted:   tasks that left the API's list (deleted_at set) are counted: a task that ran
+--            and was purged later still happened.
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/tasks_started_per_day.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).

@@ -4,6 +4,7 @@
 -- from now to its StartTime and `scheduled` its planned length. A negative `starts_in` means
 -- the start has passed since the last load: its status is stale until the pipeline runs again.
 --
+-- Deleted:   tasks that left the API's list (deleted_at set) are left out.
 -- Run:       duckdb -readonly volcengine_live.duckdb < sql/upcoming_tasks.sql
 -- Dataset:   the `SET schema` line below names the dlt dataset; edit it if your pipeline
 --            uses another dataset_name (the notebook substitutes its `dataset_name` there).
@@ -29,5 +30,5 @@ SELECT
     t.vhost
 FROM pull_record_tasks AS t
 CROSS JOIN clock AS c
-WHERE t.status_code = 'not_started'
+WHERE t.status_code = 'not_started' AND t.deleted_at IS NULL
 ORDER BY t.start_time NULLS LAST, t.task_id;

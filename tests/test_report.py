@@ -10,8 +10,10 @@ The hand-built dataset (Asia/Shanghai times, seen as of 2024-03-10 12:00 +08:00)
     r3  停用        b.example.com/show/s3     03-09 11:30  03-09 12:30  1
     r4  生效中      b.example.com/show/s4     03-10 11:00  03-10 13:00  1 (to now)
     r5  未开始      a.example.com/live/s5     03-10 20:00  03-10 22:00  - scheduled
+    r6  未开始      a.example.com/live/s6     03-10 21:00  03-10 22:00  - deleted 03-10 10:30
 
 Peak 3 at once, first 03-09 11:30 until 12:00; 1 recording now; 7 hours in all (a 5, b 2).
+r6 left the API's list: counted among the tasks, not among the scheduled ones.
 The one successful load finished at 03-10 11:00, an hour before "now".
 """
 
@@ -54,7 +56,10 @@ TASKS = [
     ("r3", "停用", "b.example.com", "show", "s3", sh(9, 11, 30), sh(9, 12, 30)),
     ("r4", "生效中", "b.example.com", "show", "s4", sh(10, 11), sh(10, 13)),
     ("r5", "未开始", "a.example.com", "live", "s5", sh(10, 20), sh(10, 22)),
+    ("r6", "未开始", "a.example.com", "live", "s6", sh(10, 21), sh(10, 22)),
 ]
+DELETED = {"r6": sh(10, 10, 30)}
+"""deleted_at of the tasks that left the API's list."""
 
 
 def build(path: Path, tasks: list[tuple[Any, ...]] = TASKS, *, loads: bool = True) -> Path:
@@ -66,13 +71,25 @@ def build(path: Path, tasks: list[tuple[Any, ...]] = TASKS, *, loads: bool = Tru
         con.execute(
             "CREATE TABLE pull_record_tasks (task_id VARCHAR NOT NULL, start_time TIMESTAMPTZ, "
             "end_time TIMESTAMPTZ, vhost VARCHAR, domain VARCHAR, app VARCHAR, stream VARCHAR, "
-            "status VARCHAR, status_code VARCHAR, data_issues VARCHAR, seen_at TIMESTAMPTZ)"
+            "status VARCHAR, status_code VARCHAR, data_issues VARCHAR, seen_at TIMESTAMPTZ, "
+            "deleted_at TIMESTAMPTZ)"
         )
         for task_id, status, domain, app, stream, start, end in tasks:
             con.execute(
                 "INSERT INTO pull_record_tasks VALUES (?, ?, ?, 'vhost.example.com', ?, ?, ?, "
-                "?, ?, NULL, ?)",
-                [task_id, start, end, domain, app, stream, status, CODES[status], sh(10, 11)],
+                "?, ?, NULL, ?, ?)",
+                [
+                    task_id,
+                    start,
+                    end,
+                    domain,
+                    app,
+                    stream,
+                    status,
+                    CODES[status],
+                    sh(10, 11),
+                    DELETED.get(task_id),
+                ],
             )
         if loads:
             con.execute(
@@ -99,12 +116,12 @@ def images(page: str) -> list[str]:
 def test_exact_numbers_from_a_hand_built_file(hand_built: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     data = report.write_report(hand_built, out, as_of=AS_OF)
-    assert data.summary["tasks"] == 5 and data.summary["successful_loads"] == 1
+    assert data.summary["tasks"] == 6 and data.summary["successful_loads"] == 1
     assert data.summary["data_age"] == dt.timedelta(hours=1)
     assert data.warnings == [] and data.notices == []
     assert [(r["status_code"], r["tasks"]) for r in data.by_status] == [
         ("finished", 2),
-        ("not_started", 1),
+        ("not_started", 2),
         ("recording", 1),
         ("stopped", 1),
     ]
@@ -127,15 +144,17 @@ def test_exact_numbers_from_a_hand_built_file(hand_built: Path, tmp_path: Path) 
         ("s3", 1.0),
         ("s4", 1.0),
     ]
-    assert [r["task_id"] for r in data.upcoming] == ["r5"]
+    assert [r["task_id"] for r in data.upcoming] == ["r5"]  # r6 left the list
     assert [r["task_id"] for r in data.recording] == ["r4"]
-    assert all(r["ok"] for r in data.quality)
+    assert all(r["ok"] for r in data.quality if r["check"] != "deleted_from_list")
+    deleted = [r for r in data.quality if r["check"] == "deleted_from_list"]
+    assert [(r["problem_rows"], r["examples"]) for r in deleted] == [(1, "r6")]
 
     page = out.read_text(encoding="utf-8")
     assert len(images(page)) == CHARTS
     assert "At most 3 tasks recorded at once (first at 2024-03-09 11:30" in page
     assert "1 now and up to 1 this hour" in page
-    assert "Tasks started: 5 in all over 2 days" in page
+    assert "Tasks started: 6 in all over 2 days" in page
     assert "Recorded hours: 7 in all over 2 days" in page
     assert "the busiest is Sat 11:00, with 2.5 on average (peak 3)" in page
     assert "Last successful load: <b>2024-03-10 11:00</b> (1 h 00 min ago)" in page
@@ -196,7 +215,7 @@ def test_years_of_history_aggregate_to_days_and_weeks(tmp_path: Path) -> None:
             "SELECT 'L' || i, ?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND, "
             "?::TIMESTAMPTZ + i * INTERVAL 6912 SECOND + INTERVAL 3 HOUR, 'v', "
             "'d' || (i % 3) || '.example.com', 'live', 's' || (i % 7), '已结束', 'finished', "
-            "NULL, NULL FROM range(5000) AS r(i)",
+            "NULL, NULL, NULL FROM range(5000) AS r(i)",
             [base, base],
         )
     as_of = base + dt.timedelta(days=401)

@@ -20,6 +20,9 @@ checked by hand:
     t13  暂停    c.example.com/rec   03-09 22:30  03-09 23:30  1     (09: 1) unknown status
     t14  已结束  (no domain)/live    03-09 03:00  (none)       -     missing end
 
+Two tasks left the API's list (``deleted_at``): t07 on 03-10 08:00, long after it finished (it
+still counts everywhere: it happened), and t11 on 03-10 11:00 (no longer scheduled).
+
 Concurrency: 2 on 03-08 11:00-13:30 (3 only if t01's end and t03's start were not applied
 together), 3 first at 03-09 21:30 until 22:00, and again 22:30-23:00.
 """
@@ -95,6 +98,8 @@ TASKS: list[tuple[str, str, str | None, str, dt.datetime | None, dt.datetime | N
     ("t13", "暂停", "c.example.com", "rec", sh(9, 22, 30), sh(9, 23, 30)),
     ("t14", "已结束", None, "live", sh(9, 3), None),
 ]
+DELETED = {"t07": sh(10, 8), "t11": sh(10, 11)}
+"""deleted_at of the tasks that left the API's list."""
 
 COLUMNS: Any = {
     "task_id": {"data_type": "text", "nullable": False},
@@ -106,6 +111,7 @@ COLUMNS: Any = {
     "stream": {"data_type": "text", "nullable": True},
     "status": {"data_type": "text", "nullable": True},
     "status_code": {"data_type": "text", "nullable": True},
+    "deleted_at": {"data_type": "timestamp", "nullable": True},
 }
 
 
@@ -122,6 +128,7 @@ def row(task: tuple[Any, ...], status: str | None = None) -> dict[str, Any]:
         "stream": f"stream-{task_id}",
         "status": task_status,
         "status_code": STATUS_CODES.get(task_status, "unknown"),
+        "deleted_at": DELETED.get(task_id),
     }
 
 
@@ -544,9 +551,9 @@ def test_top_lists_in_a_window(db: dict[str, Any]) -> None:
 
 def test_upcoming_tasks_soonest_first(db: dict[str, Any]) -> None:
     got = one(db["path"], "upcoming_tasks.sql")
-    assert got["task_id"].tolist() == ["t10", "t11"]
-    assert got["starts_in"].tolist() == [pd.Timedelta(hours=8), pd.Timedelta(hours=21)]
-    assert got["scheduled"].tolist() == [pd.Timedelta(hours=10), pd.Timedelta(minutes=10)]
+    assert got["task_id"].tolist() == ["t10"]  # t11 left the list
+    assert got["starts_in"].tolist() == [pd.Timedelta(hours=8)]
+    assert got["scheduled"].tolist() == [pd.Timedelta(hours=10)]
     assert ts(got["start_time"].iloc[0]) == sh(10, 20)
 
 
@@ -586,6 +593,7 @@ def test_data_quality_counts(db: dict[str, Any]) -> None:
         "stale_status": ("info", 0, True, ""),
         "flagged_by_source": ("info", None, True, ""),
         "rejected_rows": ("warning", None, True, ""),
+        "deleted_from_list": ("info", 2, False, "t07, t11"),
     }
 
 
@@ -628,6 +636,29 @@ def test_data_quality_counts_duplicates_flags_and_rejects(
     assert got["duplicate_task_ids"] == ("error", 2, False, "t02, t05")
     assert got["flagged_by_source"] == ("info", 2, False, "t12, t14")
     assert got["rejected_rows"] == ("warning", 2, False, "")
+
+
+def test_a_task_deleted_while_recording_counts_up_to_its_deletion(
+    db: dict[str, Any], tmp_path: Path
+) -> None:
+    """On a copy: t09 (recording 03-10 11:00-13:00) left the list at 11:30. It recorded half
+    an hour, and is not recording now: not in recording_now, not in the "now" figure."""
+    copy = tmp_path / "deleted.duckdb"
+    shutil.copy(db["path"], copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            f"UPDATE {DATASET}.pull_record_tasks SET deleted_at = ? WHERE task_id = 't09'",
+            [sh(10, 11, 30)],
+        )
+    assert one(copy, "recording_now.sql").empty
+    assert one(copy, "concurrency_peak.sql")["concurrent_now"].tolist() == [0]
+    got = one(copy, "recorded_hours_per_day.sql")
+    assert records(got[got["status_code"] == "recording"], "tasks", "recorded_hours") == [(1, 0.5)]
+    timeline = one(copy, "concurrency_timeline.sql")
+    assert timeline["concurrent"].iloc[-1] == 0
+    # Before its deletion it was recording, as it was then.
+    assert one(copy, "concurrency_peak.sql", as_of=sh(10, 11, 15))["concurrent_now"].tolist() == [1]
+    assert quality(copy)["deleted_from_list"] == ("info", 3, False, "t07, t09, t11")
 
 
 def test_another_dataset_name_only_needs_the_set_schema_line(

@@ -24,6 +24,7 @@ from dlt.sources import DltResource
 from . import settings
 from .client import LiveApiClient
 from .credentials import VolcengineCredentials
+from .deletions import DeletionFinder
 from .errors import (
     ApiError,
     ConfigurationError,
@@ -32,7 +33,7 @@ from .errors import (
     VolcengineLiveError,
 )
 from .incremental import StateObserver, WritePlan
-from .reader import ListReader
+from .reader import ListPass, ListReader
 from .settings import Setting
 from .state import IncrementalState
 from .writer import RunWriter, spill_directory
@@ -66,6 +67,7 @@ def volcengine_live_source(
     max_attempts: Setting = settings.DEFAULT_MAX_ATTEMPTS,
     backoff_seconds: Setting = settings.DEFAULT_BACKOFF_SECONDS,
     max_rescans: Setting = settings.DEFAULT_MAX_RESCANS,
+    deleted_tasks: Setting = settings.DEFAULT_DELETED_TASKS,
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
@@ -92,6 +94,7 @@ def volcengine_live_source(
         max_attempts=max_attempts,
         backoff_seconds=backoff_seconds,
         max_rescans=max_rescans,
+        deleted_tasks=deleted_tasks,
     )
     client = LiveApiClient(
         credentials.access_key_id,
@@ -106,6 +109,7 @@ def volcengine_live_source(
         since=checked.initial_start_time,
         until=checked.end_start_time,
         max_rescans=checked.max_rescans,
+        deleted_tasks=checked.deleted_tasks,
     )
 
 
@@ -127,6 +131,7 @@ def pull_record_tasks(
     since: datetime | None = None,
     until: datetime | None = None,
     max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+    deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
 ) -> Iterator[Any]:
     """Tasks as Arrow tables (merged on ``task_id``); records without a TaskId go to
     ``pull_record_task_rejects`` with the reason. The rules are in the README beside this
@@ -137,11 +142,15 @@ def pull_record_tasks(
     )
     observer = StateObserver(plan)
     reader = ListReader(client, page_size, max_rescans)
-    writer = RunWriter(spill_directory())
+    writer = RunWriter(deleted_tasks, spill_directory())
+    finder = DeletionFinder(plan)
     late_days: set[int] = set()
+    missing = deleted = 0
     started = time.monotonic()
     try:
+        main_passes: list[ListPass] = []
         for list_pass in reader.passes():
+            main_passes.append(list_pass)
             observer.begin_pass()
             for batch in list_pass:
                 observer.observe(batch.tasks)
@@ -149,24 +158,46 @@ def pull_record_tasks(
                 yield from writer.refresh(batch.repeated)
         yield from writer.write_held()
         late_days = observer.changed_days()
-        if late_days:
-            logger.warning(
-                "%d day(s) before the lookback window changed since the last run (a task "
-                "created late with an old StartTime, or changed or deleted); re-reading them",
-                len(late_days),
-            )
-            select_late = plan.late_day_selection(late_days, observer.written_below_window)
-            for batch in reader.extra_pass():
-                yield from writer.write(select_late(batch.tasks), batch.rejects)
+        missing = finder.find_candidates(main_passes, late_days)
+        extra = None
+        if late_days or missing:
+            extra = reader.extra_pass()
+            yield from _extra_pass(extra, plan, observer, late_days, writer)
+        gone = finder.confirmed(extra)
+        deleted = gone.num_rows
+        yield from writer.write_deleted(gone)
         # Reached only when the scan is complete: the state advances with the load package.
-        observer.next_state().save(state)
+        every_pass = main_passes + ([extra] if extra is not None else [])
+        finder.next_state(observer.next_state(), late_days, every_pass).save(state)
     finally:
         dlt.current.resource_metrics().update(
             **reader.counts(),
             rows_written=writer.rows_written,
             late_days=len(late_days),
+            deletion_candidates=missing,
+            deleted=deleted,
             elapsed_seconds=round(time.monotonic() - started, 3),
             **client.stats.as_dict(),
         )
         client.close()
         writer.close()
+
+
+def _extra_pass(
+    extra: ListPass,
+    plan: WritePlan,
+    observer: StateObserver,
+    late_days: set[int],
+    writer: RunWriter,
+) -> Iterator[Any]:
+    """One more pass after the main ones: it writes the late days (days below the window
+    whose fingerprint changed) and confirms the tasks that seem deleted (``deletions.py``)."""
+    if late_days:
+        logger.warning(
+            "%d day(s) before the lookback window changed since the last run (a task "
+            "created late with an old StartTime, or changed or deleted); re-reading them",
+            len(late_days),
+        )
+    select_late = plan.late_day_selection(late_days, observer.written_below_window)
+    for batch in extra:
+        yield from writer.write(select_late(batch.tasks), batch.rejects)

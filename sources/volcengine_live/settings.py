@@ -53,6 +53,11 @@ DEFAULT_MAX_RESCANS = 2
 """Extra full scans when the list changed under a scan otherwise than by new tasks at its
 head (those cost a re-read of a few pages, not a scan; see ``coverage.py``)."""
 
+DELETED_TASKS_MODES = ("flag", "delete")
+"""What becomes of a task that left the list: ``flag`` sets its ``deleted_at``; ``delete``
+also removes its row from a destination that merges (dlt's ``hard_delete``)."""
+DEFAULT_DELETED_TASKS = "flag"
+
 TABLE_NAME = "pull_record_tasks"
 REJECTS_TABLE_NAME = "pull_record_task_rejects"
 
@@ -114,6 +119,7 @@ class SourceSettings:
     initial_start_time: datetime | None = None
     end_start_time: datetime | None = None
     max_rescans: int = DEFAULT_MAX_RESCANS
+    deleted_tasks: str = DEFAULT_DELETED_TASKS
 
     @classmethod
     def checked(
@@ -131,6 +137,7 @@ class SourceSettings:
         max_attempts: Any,
         backoff_seconds: Any,
         max_rescans: Any,
+        deleted_tasks: Any = DEFAULT_DELETED_TASKS,
     ) -> SourceSettings:
         """Settings from values as configured (TOML values, environment strings, Python
         objects); raises :class:`ConfigurationError` naming the first bad one."""
@@ -163,6 +170,7 @@ class SourceSettings:
             initial_start_time=since,
             end_start_time=until,
             max_rescans=_whole("max_rescans", max_rescans, minimum=0),
+            deleted_tasks=_choice("deleted_tasks", deleted_tasks, DELETED_TASKS_MODES),
         )
 
 
@@ -218,6 +226,14 @@ def _rate(value: Any) -> float | None:
         return None
     rate = _number("requests_per_second", value, 0)
     return rate or None
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, as given or in another case, spaces around it ignored."""
+    choice = value.strip().lower() if isinstance(value, str) else None
+    if choice not in choices:
+        raise _refuse(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return choice
 
 
 def _text(name: str, value: Any) -> str:

@@ -21,7 +21,7 @@ from . import settings
 from .incremental import open_mask
 from .open_tasks import OpenTaskBuffer
 from .reader import EarlierPasses
-from .records import REJECT_COLUMNS
+from .records import REJECT_COLUMNS, TIMESTAMP_TYPE
 
 TASK_COLUMN_HINTS: Any = {
     "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
@@ -29,6 +29,7 @@ TASK_COLUMN_HINTS: Any = {
     "end_time": {"data_type": "timestamp", "timezone": True},
     "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
     "data_issues": {"data_type": "text", "nullable": True},
+    "deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
 }
 
 REJECT_COLUMN_HINTS: Any = {
@@ -43,8 +44,14 @@ REJECT_COLUMN_HINTS: Any = {
 class RunWriter:
     """Turns selected tasks and rejects into dlt items, once per task and run."""
 
-    def __init__(self, spill_directory: str | None = None) -> None:
+    def __init__(
+        self,
+        deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
+        spill_directory: str | None = None,
+    ) -> None:
         self.rows_written = 0
+        self.deleted_tasks = deleted_tasks
+        """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
         self._rejects_written: set[str] = set()
         self._spill_directory = spill_directory
         self._held = OpenTaskBuffer(spill_directory)
@@ -74,7 +81,7 @@ class RunWriter:
             self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
             self.rows_written += settled.num_rows
-            yield tasks_item(settled)
+            yield tasks_item(settled, self.deleted_tasks)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
@@ -97,11 +104,18 @@ class RunWriter:
         settled since. Open tasks read after this are not written in this run."""
         for latest in self._held.latest(exclude=self._settled_since_held):
             self.rows_written += latest.num_rows
-            yield tasks_item(latest)
+            yield tasks_item(latest, self.deleted_tasks)
         held_ids = self._held.ids
         self._held.close()
         self._held = OpenTaskBuffer(self._spill_directory)
         self._held.ids.update(held_ids)  # still held open: later passes leave them out
+
+    def write_deleted(self, rows: pa.Table) -> Iterator[Any]:
+        """Rows of tasks that left the list, ``deleted_at`` set (see ``deletions.py``); none
+        of them was read in this run, so none was written yet."""
+        if rows.num_rows:
+            self.rows_written += rows.num_rows
+            yield tasks_item(rows, self.deleted_tasks)
 
     def close(self) -> None:
         """Remove the held rows' files."""
@@ -117,9 +131,15 @@ def spill_directory() -> str | None:
         return None
 
 
-def tasks_item(tasks: pa.Table) -> Any:
-    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie."""
-    return _merged(tasks, settings.TABLE_NAME, "task_id", TASK_COLUMN_HINTS)
+def tasks_item(tasks: pa.Table, deleted_tasks: str = settings.DEFAULT_DELETED_TASKS) -> Any:
+    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie. Every
+    row carries ``deleted_at`` (null while listed); with ``deleted_tasks="delete"`` it is the
+    table's ``hard_delete`` column, so a merge removes the rows that have it set."""
+    if "deleted_at" not in tasks.column_names:
+        tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
+    columns = dict(TASK_COLUMN_HINTS)
+    columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
+    return _merged(tasks, settings.TABLE_NAME, "task_id", columns)
 
 
 def rejects_item(rejects: list[dict[str, Any]]) -> Any:

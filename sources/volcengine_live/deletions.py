@@ -1,0 +1,212 @@
+"""Tasks that left the list: found only after a complete scan, written with ``deleted_at``.
+
+A task is gone when the destination holds it as live (``deleted_at`` null) and no pass of
+a complete run read it. The state keeps no TaskIds of settled tasks, and the destination is
+not read whole: a deletion can only hide in
+
+* the open tasks of the last run (their TaskIds are in the state);
+* the lookback window (every task there was written, so the destination has it);
+* a day below the window whose fingerprint changed: a removed settled task takes its
+  count and CRC-32 out of its day, so the day no longer matches (and is re-read anyway).
+
+So the run reads the destination's rows for just those slices (``destination_rows.py``),
+and takes as *candidates* the live ones that no pass of this run read. Nothing is flagged
+unless the run's last pass was unmoved (one ``TotalCount``, every promised row read): a
+failed run or an incomplete scan flags nothing and leaves the state as it was; a run over
+a list that kept moving flags nothing either, and its state carries the traces forward
+(:meth:`DeletionFinder.next_state`), so the next complete run finds the same tasks missing.
+
+A pass over a list that shifts under it can skip a live task although its counts add up (a
+task deleted before the page boundary and another created after it). So candidates are
+confirmed by the run's extra pass (the one that re-reads late days, made also when there
+are candidates): a task is flagged only if that pass too did not find it, and that pass
+was itself complete. ``deleted_at`` is when the run began reading the list; the row keeps
+the task's last fields, and ``seen_at`` is set to the same instant so that the newest row
+of an append-only destination is the flagged one.
+
+A flagged task is not live in the destination any more, so it is not flagged or written
+again; one that comes back under the same TaskId is read, and written as usual (by the
+window, as open, or because its day's fingerprint changed), with ``deleted_at`` null.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .destination_rows import DestinationUnreadable, Slices, read_rows
+from .incremental import WritePlan
+from .reader import EarlierPasses, ListPass
+from .records import TIMESTAMP_TYPE
+from .scan import ScanReport
+from .state import DAY_US, IncrementalState
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def unmoved(report: ScanReport) -> bool:
+    """The pass saw one ``TotalCount`` and read at least that many rows, all distinct or
+    (the API's own duplicates) all of them; or the list only grew at its head and the pass
+    covered every place of it (``ScanReport.stable``), as on a busy account, where TotalCount
+    moves on every run and deletions would otherwise never be looked for."""
+    total = report.first_total
+    return report.stable or (
+        len(report.total_counts) == 1
+        and total is not None
+        and (report.distinct_tasks >= total or report.rows == total)
+    )
+
+
+@dataclass
+class DeletionFinder:
+    """Finds the tasks that left the list, for one run of :class:`WritePlan` ``plan``."""
+
+    plan: WritePlan
+    candidates: pa.Table | None = field(default=None, init=False)
+    """Rows the destination holds as live that the main passes did not read."""
+    unreadable: str | None = field(default=None, init=False)
+    checked: bool = field(default=False, init=False)
+    """The run looked for deletions and settled every candidate (flagged or found)."""
+
+    def slices(self, late_days: set[int]) -> Slices | None:
+        """Where a deletion can hide (see the module docstring); None: nowhere to look (a
+        backfill, a first run)."""
+        plan = self.plan
+        window_start = plan.window_start
+        if plan.is_backfill or plan.previous.start_time_cursor is None or window_start is None:
+            return None
+        ranges: list[tuple[datetime, datetime | None]] = [(window_start, None)]
+        for first, last in _runs(sorted(late_days)):
+            ranges.append((_day_start(first), _day_start(last + 1)))
+        return Slices(ranges, sorted(plan.previous.open_task_ids))
+
+    def find_candidates(self, passes: list[ListPass], late_days: set[int]) -> int:
+        """After the main passes: the live rows in the destination's slices that none of
+        ``passes`` read. Finds none unless the last pass was unmoved. Returns how many."""
+        slices = self.slices(late_days)
+        if slices is None or not passes:
+            self.checked = True
+            return 0
+        if not unmoved(passes[-1].report):
+            logger.warning(
+                "The task list kept moving during the run: no task is flagged as deleted "
+                "in this run (the next complete run finds the missing ones)"
+            )
+            return 0
+        try:
+            rows = read_rows(slices)
+        except DestinationUnreadable as error:
+            self.unreadable = str(error)
+            logger.warning(
+                "Cannot read the destination's tasks back (%s): tasks deleted from the list "
+                "are not flagged on this destination",
+                error,
+            )
+            return 0
+        self.checked = True
+        if rows is None or rows.num_rows == 0:
+            return 0
+        if "deleted_at" in rows.column_names:
+            rows = rows.filter(pc.is_null(rows.column("deleted_at")))
+        self.candidates = _not_read(rows, passes)
+        return int(self.candidates.num_rows)
+
+    def confirmed(self, extra: ListPass | None) -> pa.Table:
+        """The candidates that the extra pass did not read either, with ``deleted_at`` and
+        ``seen_at`` set to when the run began; none when that pass was not complete."""
+        candidates = self.candidates
+        if candidates is None or candidates.num_rows == 0 or extra is None:
+            return _empty()
+        if not unmoved(extra.report):
+            self.checked = False
+            logger.warning(
+                "The task list moved during the confirming pass: %d task(s) missing from "
+                "the list are not flagged as deleted in this run",
+                candidates.num_rows,
+            )
+            return _empty()
+        gone = _not_read(candidates, [extra])
+        if gone.num_rows:
+            logger.warning(
+                "%d task(s) left the API's list since the last run: written with deleted_at",
+                gone.num_rows,
+            )
+        return _stamped(gone, self.plan.run_started_at)
+
+    def next_state(
+        self, state: IncrementalState, late_days: set[int], passes: list[ListPass]
+    ) -> IncrementalState:
+        """``state`` as the observer built it; after a run that could not settle its
+        candidates (the list moved), with the traces of a deletion carried forward, so that
+        the next run still looks where this one would have: the last run's open TaskIds that
+        no pass read, and the last run's fingerprints of the changed days and of the window
+        (a task removed from the window must still show if the window moves past it)."""
+        if self.checked or self.unreadable is not None:
+            return state
+        previous = self.plan.previous
+        unread = sorted(previous.open_task_ids)
+        if unread:
+            read = EarlierPasses([p.report for p in passes]).read(unread)
+            unread = [task_id for task_id, seen in zip(unread, read, strict=True) if not seen]
+        known = previous.settled_day_fingerprints
+        days = dict(state.settled_day_fingerprints or {})
+        window_start = self.plan.window_start
+        if known is not None and window_start is not None:
+            first_window_day = int(window_start.timestamp() * 1_000_000) // DAY_US
+            for day in late_days | {d for d in set(days) | set(known) if d >= first_window_day}:
+                if day in known:
+                    days[day] = known[day]
+                else:
+                    days.pop(day, None)
+        return replace(
+            state,
+            open_task_ids=state.open_task_ids | frozenset(unread),
+            settled_day_fingerprints=days if state.settled_day_fingerprints is not None else None,
+        )
+
+
+def _not_read(rows: pa.Table, passes: list[ListPass]) -> pa.Table:
+    read = EarlierPasses([p.report for p in passes]).read(rows.column("task_id").to_pylist())
+    return rows.filter(pc.invert(pa.array(read, pa.bool_())))
+
+
+def _stamped(rows: pa.Table, moment: datetime) -> pa.Table:
+    """``rows`` flagged as deleted at ``moment``; ``task_id`` not nullable, as read rows."""
+    position = rows.column_names.index("task_id")
+    rows = rows.set_column(
+        position,
+        pa.field("task_id", pa.string(), nullable=False),
+        rows.column("task_id").cast(pa.string()),
+    )
+    stamp = pa.array([moment] * rows.num_rows, TIMESTAMP_TYPE)
+    for name in ("deleted_at", "seen_at"):
+        if name in rows.column_names:
+            rows = rows.set_column(rows.column_names.index(name), name, stamp)
+        else:
+            rows = rows.append_column(name, stamp)
+    return rows
+
+
+def _empty() -> pa.Table:
+    return pa.table({"task_id": pa.array([], pa.string())})
+
+
+def _runs(days: list[int]) -> list[tuple[int, int]]:
+    """Consecutive days as (first, last) pairs: one range query per run of days."""
+    runs: list[tuple[int, int]] = []
+    for day in days:
+        if runs and runs[-1][1] == day - 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _day_start(day: int) -> datetime:
+    return EPOCH + timedelta(microseconds=day * DAY_US)
