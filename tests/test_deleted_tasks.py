@@ -236,6 +236,9 @@ def test_a_list_that_keeps_moving_flags_nothing(small_loader: Loader) -> None:
     settings = {"page_size": 50, "max_rescans": 1}
     loader.run(**settings)
     tasks.remove("recent", "old_a", "old_open")
+    # New tasks at the end of the list: not the head growth a pass can place its pages in
+    # (test_a_busy_account_still_flags_removed_tasks), so every pass sees the list move.
+    loader.emulator.list_order = "oldest_first"
     loader.emulator.grow(per_request=1)
     moving = loader.run(**settings)
     assert moving["scans"] >= 2 and moving["deletion_candidates"] == 0
@@ -248,6 +251,22 @@ def test_a_list_that_keeps_moving_flags_nothing(small_loader: Loader) -> None:
     quiet = loader.run(**settings)
     assert quiet["deleted"] == 0 and quiet["scans"] == 1
     assert tasks.ids["old_open"] not in loader.state()["open_task_ids"]
+
+
+def test_a_busy_account_still_flags_removed_tasks(small_loader: Loader) -> None:
+    """New tasks at the head of the list during every run: each pass covers the list it
+    started with (coverage.py), so removed tasks are flagged in that run, not never."""
+    loader = small_loader
+    tasks = Tasks(loader.emulator)
+    tasks.add_every_kind()
+    settings = {"page_size": 50}
+    loader.run(**settings)
+    tasks.remove("recent", "old_a", "old_open")
+    loader.emulator.grow(per_request=1)
+    busy = loader.run(**settings)
+    loader.emulator.stop_flows()
+    assert busy["deleted"] == 3, busy
+    assert set(deleted_at(loader)) == {tasks.ids[n] for n in ("recent", "old_a", "old_open")}
 
 
 def test_delete_mode_removes_the_rows(small_loader: Loader) -> None:
