@@ -19,9 +19,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dlt
+from dlt.common.configuration.inject import get_orig_args, last_config
 from dlt.sources import DltResource
 
-from . import settings
+from . import accounts, settings
+from .accounts import configured_accounts
 from .client import LiveApiClient
 from .credentials import VolcengineCredentials
 from .errors import (
@@ -44,6 +46,7 @@ __all__ = [
     "RetriesExhaustedError",
     "VolcengineCredentials",
     "VolcengineLiveError",
+    "configured_accounts",
     "pull_record_tasks",
     "volcengine_live_source",
 ]
@@ -66,6 +69,8 @@ def volcengine_live_source(
     max_attempts: Setting = settings.DEFAULT_MAX_ATTEMPTS,
     backoff_seconds: Setting = settings.DEFAULT_BACKOFF_SECONDS,
     max_rescans: Setting = settings.DEFAULT_MAX_RESCANS,
+    account: Setting = None,
+    **injection_kwargs: Any,
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
@@ -86,27 +91,36 @@ def volcengine_live_source(
         backoff_seconds: first wait before a retry; doubles per attempt (jittered), at most
             30 s, or what the server's ``Retry-After`` asks.
         max_rescans: extra full passes when the list changes during a pass.
+        account: a short label (``cn``, ``byteplus``) for one of several accounts loading into
+            one dataset: adds an ``account`` column to both tables, merged on
+            ``(account, task_id)``, and reads every other setting from
+            ``[sources.volcengine_live.accounts.<account>]``; see ``accounts.py``.
 
     Raises:
         ConfigurationError: credentials missing, or a setting of the wrong type or out of
             range; the message names it and where to fix it.
     """
+    arguments = {name: value for name, value in locals().items() if name != "injection_kwargs"}
+    # **injection_kwargs only to learn from dlt which arguments the call passed (they win
+    # over an account's section); anything else in it is a misspelt argument.
+    unknown = sorted(k for k in injection_kwargs if not k.startswith("_dlt_"))
+    if unknown:
+        raise TypeError(f"volcengine_live_source() got unexpected arguments: {unknown}")
+    label = None if account is None else accounts.check_name(account)
+    if label is not None:
+        spec = type(last_config(**injection_kwargs))
+        passed = get_orig_args(**injection_kwargs)[1]
+        arguments.update(accounts.account_values(label, spec, passed))
+    return _tasks_resource(arguments, label)
+
+
+def _tasks_resource(arguments: dict[str, Any], account: str | None) -> DltResource:
+    """The resource for resolved source arguments: credentials and settings checked."""
+    credentials = arguments.pop("credentials")
+    arguments.pop("account", None)
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
         raise ConfigurationError(MISSING_CREDENTIALS)
-    checked = settings.SourceSettings.checked(
-        endpoint=endpoint,
-        region=region,
-        page_size=page_size,
-        lookback_hours=lookback_hours,
-        initial_start_time=initial_start_time,
-        end_start_time=end_start_time,
-        requests_per_second=requests_per_second,
-        max_concurrency=max_concurrency,
-        request_timeout=request_timeout,
-        max_attempts=max_attempts,
-        backoff_seconds=backoff_seconds,
-        max_rescans=max_rescans,
-    )
+    checked = settings.SourceSettings.checked(**arguments)
     client = LiveApiClient(
         credentials.access_key_id,
         credentials.secret_access_key,
@@ -120,6 +134,7 @@ def volcengine_live_source(
         since=checked.initial_start_time,
         until=checked.end_start_time,
         max_rescans=checked.max_rescans,
+        account=account,
     )
 
 
@@ -141,17 +156,20 @@ def pull_record_tasks(
     since: datetime | None = None,
     until: datetime | None = None,
     max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+    account: str | None = None,
 ) -> Iterator[Any]:
     """Tasks as Arrow tables (merged on ``task_id``); records without a TaskId go to
     ``pull_record_task_rejects`` with the reason. The rules are in the README beside this
-    file: read the whole list until a pass is complete, write each task once per run."""
+    file: read the whole list until a pass is complete, write each task once per run.
+    With ``account``, both tables get an ``account`` column and a key with it."""
     state = dlt.current.resource_state()
+    accounts.claim_state(state, account)
     plan = WritePlan(
         IncrementalState.load(state), lookback, datetime.now(timezone.utc), since, until
     )
     observer = StateObserver(plan)
     reader = ListReader(client, page_size, max_rescans)
-    writer = RunWriter()
+    writer = RunWriter(account)
     late_days: set[int] = set()
     started = time.monotonic()
     try:
@@ -173,6 +191,7 @@ def pull_record_tasks(
                 yield from writer.write(select_late(batch.tasks), batch.rejects)
         # Reached only when the scan is complete: the state advances with the load package.
         observer.next_state().save(state)
+        accounts.mark_state(state, account)
     finally:
         dlt.current.resource_metrics().update(
             **reader.counts(),

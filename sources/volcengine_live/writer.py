@@ -41,7 +41,9 @@ REJECT_COLUMN_HINTS: Any = {
 class RunWriter:
     """Turns selected tasks and rejects into dlt items, once per task and run."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str | None = None) -> None:
+        self.account = account
+        """With a label, every row gets an ``account`` column and a key with it."""
         self.rows_written = 0
         self._rejects_written: set[str] = set()
         self._held: list[pa.Table] = []
@@ -74,11 +76,11 @@ class RunWriter:
             self._settled_since_held.update(self._held_ids.intersection(settled_ids))
         if settled.num_rows:
             self.rows_written += settled.num_rows
-            yield tasks_item(settled)
+            yield tasks_item(settled, self.account)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
-            yield rejects_item(new_rejects)
+            yield rejects_item(new_rejects, self.account)
 
     def write_held(self) -> Iterator[Any]:
         """The open tasks held so far, one row each (the last read), less those written
@@ -87,7 +89,7 @@ class RunWriter:
         self._held.clear()
         if latest is not None:
             self.rows_written += latest.num_rows
-            yield tasks_item(latest)
+            yield tasks_item(latest, self.account)
 
 
 def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | None:
@@ -111,32 +113,57 @@ def _latest_per_task(tables: list[pa.Table], exclude: set[str]) -> pa.Table | No
     return rows.take(last)
 
 
+ACCOUNT_COLUMN = "account"
+ACCOUNT_COLUMN_HINT: Any = {"data_type": "text", "nullable": False, "primary_key": True}
+
+
+def with_account(rows: pa.Table, account: str | None) -> pa.Table:
+    """``rows`` with the account's label as first column, when there is one."""
+    if account is None:
+        return rows
+    labels = pa.array([account] * rows.num_rows, pa.string())
+    # not nullable in Arrow as in the hints, or dlt warns that the two disagree
+    return rows.add_column(0, pa.field(ACCOUNT_COLUMN, pa.string(), nullable=False), labels)
+
+
+def _key_and_columns(key: str, columns: Any, account: str | None) -> tuple[Any, Any]:
+    """Primary key and column hints: TaskIds (and reject hashes) are unique within one
+    account only, so with a label the key is ``(account, <key>)``."""
+    if account is None:
+        return key, columns
+    return [ACCOUNT_COLUMN, key], {ACCOUNT_COLUMN: ACCOUNT_COLUMN_HINT, **columns}
+
+
 # Each table's hints ride on its items as a table variant: hints on the resource itself
 # would be copied into every table it yields, and the rejects table has no task_id to be
 # non-null.
-def tasks_item(tasks: pa.Table) -> Any:
-    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie."""
+def tasks_item(tasks: pa.Table, account: str | None = None) -> Any:
+    """Tasks for ``pull_record_tasks``, merged on task_id (and account, with one); the
+    latest read wins a tie."""
+    key, columns = _key_and_columns("task_id", TASK_COLUMN_HINTS, account)
     return dlt.mark.with_hints(
-        tasks,
+        with_account(tasks, account),
         dlt.mark.make_hints(
             table_name=settings.TABLE_NAME,
             write_disposition="merge",
-            primary_key="task_id",
-            columns=TASK_COLUMN_HINTS,
+            primary_key=key,
+            columns=columns,
         ),
         create_table_variant=True,
     )
 
 
-def rejects_item(rejects: list[dict[str, Any]]) -> Any:
-    """Records set aside, with the reason, one row per distinct record (merged on its hash)."""
+def rejects_item(rejects: list[dict[str, Any]], account: str | None = None) -> Any:
+    """Records set aside, with the reason, one row per distinct record (merged on its hash,
+    and account, with one)."""
+    key, columns = _key_and_columns("reject_id", REJECT_COLUMN_HINTS, account)
     return dlt.mark.with_hints(
-        pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS)),
+        with_account(pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS)), account),
         dlt.mark.make_hints(
             table_name=settings.REJECTS_TABLE_NAME,
             write_disposition="merge",
-            primary_key="reject_id",
-            columns=REJECT_COLUMN_HINTS,
+            primary_key=key,
+            columns=columns,
         ),
         create_table_variant=True,
     )
