@@ -94,16 +94,21 @@ def demo_endpoint() -> Iterator[dict[str, Any]]:
         yield {"endpoint": emulator.endpoint, "credentials": credentials}
 
 
-def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
-    """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
+def build_pipeline(
+    args: argparse.Namespace, name: str | None = None, database: str | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline ``name`` (default ``--pipeline-name``): DuckDB file
+    ``<database>.duckdb`` (default: the pipeline's name) unless ``--destination``; accounts
+    name their own pipelines and share one file."""
+    name = name or args.pipeline_name
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
     # writing to the file of the directory the pipeline first ran in.
     destination: Any = args.destination or dlt.destinations.duckdb(
-        os.path.abspath(f"{args.pipeline_name}.duckdb")
+        os.path.abspath(f"{database or name}.duckdb")
     )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
     return dlt.pipeline(
-        pipeline_name=args.pipeline_name,
+        pipeline_name=name,
         destination=destination,
         dataset_name=args.dataset_name,
         pipelines_dir=args.pipelines_dir,
@@ -143,15 +148,16 @@ class DestinationError(Exception):
     """The destination failed before dlt's own steps started (reading the state back)."""
 
 
-def count_rows(pipeline: dlt.Pipeline) -> int | None:
-    """Rows in ``pull_record_tasks`` at the destination; 0 before the first load, ``None``
-    when the destination cannot be asked."""
+def count_rows(pipeline: dlt.Pipeline, account: str | None = None) -> int | None:
+    """Rows in ``pull_record_tasks`` at the destination (``account``'s only, with one); 0
+    before the first load, ``None`` when the destination cannot be asked."""
     if pipeline.default_schema_name is None or TABLE_NAME not in pipeline.default_schema.tables:
         return 0
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(TABLE_NAME)
-            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}")
+            where = f" WHERE account = '{account}'" if account else ""  # a checked label
+            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}{where}")
         return int(rows[0][0]) if rows else None
     except Exception as error:  # a count is a nicety: never fail the run over it
         logger.debug("Could not count %s: %s", TABLE_NAME, error)

@@ -111,6 +111,12 @@ def volcengine_live_source(
         spec = type(last_config(**injection_kwargs))
         passed = get_orig_args(**injection_kwargs)[1]
         arguments.update(accounts.account_values(label, spec, passed))
+        try:
+            return _tasks_resource(arguments, label)
+        except ConfigurationError as error:  # it names [sources.volcengine_live] only
+            raise ConfigurationError(
+                f"{error} For account {label!r} alone: [{accounts.ACCOUNTS_SECTION}.{label}]."
+            ) from None
     return _tasks_resource(arguments, label)
 
 
