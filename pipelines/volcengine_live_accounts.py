@@ -27,6 +27,7 @@ from volcengine_live_run import (
     RunResult,
     build_pipeline,
     build_source,
+    check_table_fits,
     count_rows,
     pipeline_lock,
 )
@@ -181,6 +182,7 @@ def _catch_up(pipeline: dlt.Pipeline, account: str) -> tuple[int | None, int]:
         pipeline.sync_destination()
     except Exception as error:
         raise DestinationError(error) from error
+    check_table_fits(pipeline, account)
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 import dlt
 
-from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
 from volcengine_live.metrics import last_run_metrics
 from volcengine_live.settings import TABLE_NAME
 
@@ -164,6 +164,42 @@ def count_rows(pipeline: dlt.Pipeline, account: str | None = None) -> int | None
         return None
 
 
+def table_columns(pipeline: dlt.Pipeline) -> set[str] | None:
+    """The columns of ``pull_record_tasks`` at the destination; ``None`` when it has no such
+    table or cannot be asked (a filesystem destination)."""
+    dataset = pipeline.dataset_name.replace("'", "")
+    sql = (
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = '{dataset}' AND table_name = '{TABLE_NAME}'"
+    )
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(sql)
+    except Exception as error:  # a check, not a step: never fail the run over it
+        logger.debug("Could not read the columns of %s: %s", TABLE_NAME, error)
+        return None
+    return {str(row[0]) for row in rows} if rows else None
+
+
+def check_table_fits(pipeline: dlt.Pipeline, account: str | None) -> None:
+    """Refuse to merge labelled rows into a table loaded without accounts, and the other way
+    round: the two keys (``task_id``; ``account, task_id``) would overwrite each other."""
+    columns = table_columns(pipeline)
+    if columns is None or ("account" in columns) == (account is not None):
+        return
+    table = f"{pipeline.dataset_name}.{TABLE_NAME}"
+    if account is None:
+        raise ConfigurationError(
+            f"{table} holds several accounts (it has an account column): load it with "
+            "--account NAME or --all-accounts, or use another --dataset-name."
+        )
+    raise ConfigurationError(
+        f"{table} was loaded without accounts (it has no account column, its key is task_id "
+        "alone): load the accounts into a new dataset (--dataset-name) or drop that table "
+        "first; see docs/accounts.md, moving from one account to many."
+    )
+
+
 def run_pipeline(
     pipeline: dlt.Pipeline, source: Any, full_refresh: bool, table_format: str | None = None
 ) -> RunResult:
@@ -179,6 +215,8 @@ def run_pipeline(
         pipeline.sync_destination()
     except Exception as error:
         raise DestinationError(error) from error
+    # a single account may carry a label of its own (`account` in [sources.volcengine_live])
+    check_table_fits(pipeline, dlt.config.get("sources.volcengine_live.account") or None)
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )

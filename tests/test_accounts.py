@@ -287,3 +287,23 @@ def test_a_labelled_single_account_keys_on_account_and_task_id(loader: Loader) -
         "task_id",
     ]
     assert loader.state()["account"] == "solo"
+
+
+def test_accounts_are_not_merged_into_a_table_loaded_without_them(
+    emulators: dict[str, Emulator], monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path
+) -> None:
+    """The two keys would overwrite each other's rows: either way round is refused."""
+    cn = emulators["cn"]
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", cn.endpoint)
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", KEYS["cn"][0])
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", KEYS["cn"][1])
+    assert cli(capsys).code == 0  # one account, no label, as before
+    for name, value in account_env(emulators).items():
+        monkeypatch.setenv(name, value)
+    run = cli(capsys, "--account", "bp")
+    assert run.code == 2 and "was loaded without accounts" in run.err
+    assert "[bp]" in run.err and "Accounts: 0 loaded (none); 1 failed (bp: exit code 2)" in run.out
+
+    assert cli(capsys, "--account", "bp", "--dataset-name", "accounts").code == 0
+    run = cli(capsys, "--dataset-name", "accounts")  # and the other way round
+    assert run.code == 2 and "holds several accounts" in run.err
