@@ -119,19 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"start the bundled API emulator with {DEMO_TASKS} tasks and load from it; "
         "needs no credentials",
     )
-    accounts = parser.add_mutually_exclusive_group()
-    accounts.add_argument(
-        "--account",
-        metavar="NAME",
-        help="load the account configured in [sources.volcengine_live.accounts.NAME], in "
-        "pipeline <pipeline-name>_NAME, into the shared dataset",
-    )
-    accounts.add_argument(
-        "--all-accounts",
-        action="store_true",
-        help="load every configured account at once, each in its own pipeline and at its own "
-        "50 requests/s; one failing does not stop the others",
-    )
+    _add_account_arguments(parser)
     parser.add_argument(
         "--log-level",
         type=str.upper,
@@ -163,6 +151,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     args.pipeline_name = args.pipeline_name or (DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME)
     return args
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--account NAME`` / ``--all-accounts`` (docs/accounts.md)."""
+    accounts = parser.add_mutually_exclusive_group()
+    accounts.add_argument(
+        "--account",
+        metavar="NAME",
+        help="load the account configured in [sources.volcengine_live.accounts.NAME], in "
+        "pipeline <pipeline-name>_NAME, into the shared dataset",
+    )
+    accounts.add_argument(
+        "--all-accounts",
+        action="store_true",
+        help="load every configured account at once, each in its own pipeline and at its own "
+        "50 requests/s; one failing does not stop the others",
+    )
 
 
 def _iso_time(value: str) -> datetime:
