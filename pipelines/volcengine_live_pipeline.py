@@ -4,6 +4,7 @@ destination) and print what the run did.
     volcengine-live                      # incremental run into ./volcengine_live.duckdb
     volcengine-live --since 2024-01-01   # backfill tasks starting on or after that day
     volcengine-live --demo               # against the bundled emulator, no account needed
+    volcengine-live --all-accounts       # every [sources.volcengine_live.accounts.<name>]
 
 Settings and credentials are read the dlt way (``.dlt/config.toml``, ``.dlt/secrets.toml``,
 ``SOURCES__VOLCENGINE_LIVE__...`` environment variables); command-line options win.
@@ -17,6 +18,9 @@ Exit codes:
     5   the destination failed (loading, or reading the pipeline state back)
     75  another run of the same pipeline holds the lock (EX_TEMPFAIL): try again later
     130 interrupted
+
+With ``--account`` / ``--all-accounts`` each account ends with one of these codes; the
+command exits 0 when all loaded, else with the failed accounts' code (1 when they differ).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import traceback
 from datetime import datetime
 
 from dlt.common.pipeline import get_dlt_pipelines_dir
+from volcengine_live_accounts import run_accounts
 from volcengine_live_run import (
     DATASET_NAME,
     DEMO_PIPELINE_NAME,
@@ -114,6 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"start the bundled API emulator with {DEMO_TASKS} tasks and load from it; "
         "needs no credentials",
     )
+    _add_account_arguments(parser)
     parser.add_argument(
         "--log-level",
         type=str.upper,
@@ -138,8 +144,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--until must be later than --since")
     if args.page_size is not None and not 1 <= args.page_size <= MAX_PAGE_SIZE:
         parser.error(f"--page-size must be between 1 and {MAX_PAGE_SIZE}")
+    if (args.account or args.all_accounts) and (args.demo or args.full_refresh):
+        parser.error(
+            "--account/--all-accounts cannot be combined with "
+            + ("--demo" if args.demo else "--full-refresh: it would drop every account's rows")
+        )
     args.pipeline_name = args.pipeline_name or (DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME)
     return args
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--account NAME`` / ``--all-accounts`` (docs/accounts.md)."""
+    accounts = parser.add_mutually_exclusive_group()
+    accounts.add_argument(
+        "--account",
+        metavar="NAME",
+        help="load the account configured in [sources.volcengine_live.accounts.NAME], in "
+        "pipeline <pipeline-name>_NAME, into the shared dataset",
+    )
+    accounts.add_argument(
+        "--all-accounts",
+        action="store_true",
+        help="load every configured account at once, each in its own pipeline and at its own "
+        "50 requests/s; one failing does not stop the others",
+    )
 
 
 def _iso_time(value: str) -> datetime:
@@ -178,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.log_level == "DEBUG"
     pipelines_dir = args.pipelines_dir or get_dlt_pipelines_dir()
     try:
+        if args.account or args.all_accounts:
+            return run_accounts(args, pipelines_dir, sys.stdout, sys.stderr)
         with contextlib.ExitStack() as stack:
             stack.enter_context(
                 pipeline_lock(pipelines_dir, args.pipeline_name, args.wait_for_lock)

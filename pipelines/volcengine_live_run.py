@@ -18,7 +18,7 @@ from typing import Any
 
 import dlt
 
-from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
 from volcengine_live.destination import duckdb_destination
 from volcengine_live.metrics import last_run_metrics
 from volcengine_live.settings import TABLE_NAME
@@ -95,18 +95,23 @@ def demo_endpoint() -> Iterator[dict[str, Any]]:
         yield {"endpoint": emulator.endpoint, "credentials": credentials}
 
 
-def build_pipeline(args: argparse.Namespace) -> dlt.Pipeline:
-    """The dlt pipeline: DuckDB file ``<pipeline-name>.duckdb`` unless ``--destination``."""
+def build_pipeline(
+    args: argparse.Namespace, name: str | None = None, database: str | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline ``name`` (default ``--pipeline-name``): DuckDB file
+    ``<database>.duckdb`` (default: the pipeline's name) unless ``--destination``; accounts
+    name their own pipelines and share one file."""
+    name = name or args.pipeline_name
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
     # writing to the file of the directory the pipeline first ran in. DuckDB's memory limit
     # and threads are the source's (see volcengine_live.destination) unless dlt's
     # configuration sets them.
     destination: Any = args.destination or duckdb_destination(
-        os.path.abspath(f"{args.pipeline_name}.duckdb")
+        os.path.abspath(f"{database or name}.duckdb")
     )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
     return dlt.pipeline(
-        pipeline_name=args.pipeline_name,
+        pipeline_name=name,
         destination=destination,
         dataset_name=args.dataset_name,
         pipelines_dir=args.pipelines_dir,
@@ -146,19 +151,56 @@ class DestinationError(Exception):
     """The destination failed before dlt's own steps started (reading the state back)."""
 
 
-def count_rows(pipeline: dlt.Pipeline) -> int | None:
-    """Rows in ``pull_record_tasks`` at the destination; 0 before the first load, ``None``
-    when the destination cannot be asked."""
+def count_rows(pipeline: dlt.Pipeline, account: str | None = None) -> int | None:
+    """Rows in ``pull_record_tasks`` at the destination (``account``'s only, with one); 0
+    before the first load, ``None`` when the destination cannot be asked."""
     if pipeline.default_schema_name is None or TABLE_NAME not in pipeline.default_schema.tables:
         return 0
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(TABLE_NAME)
-            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}")
+            where = f" WHERE account = '{account}'" if account else ""  # a checked label
+            rows = client.execute_sql(f"SELECT COUNT(*) FROM {table}{where}")
         return int(rows[0][0]) if rows else None
     except Exception as error:  # a count is a nicety: never fail the run over it
         logger.debug("Could not count %s: %s", TABLE_NAME, error)
         return None
+
+
+def table_columns(pipeline: dlt.Pipeline) -> set[str] | None:
+    """The columns of ``pull_record_tasks`` at the destination; ``None`` when it has no such
+    table or cannot be asked (a filesystem destination)."""
+    dataset = pipeline.dataset_name.replace("'", "")
+    sql = (
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = '{dataset}' AND table_name = '{TABLE_NAME}'"
+    )
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(sql)
+    except Exception as error:  # a check, not a step: never fail the run over it
+        logger.debug("Could not read the columns of %s: %s", TABLE_NAME, error)
+        return None
+    return {str(row[0]) for row in rows} if rows else None
+
+
+def check_table_fits(pipeline: dlt.Pipeline, account: str | None) -> None:
+    """Refuse to merge labelled rows into a table loaded without accounts, and the other way
+    round: the two keys (``task_id``; ``account, task_id``) would overwrite each other."""
+    columns = table_columns(pipeline)
+    if columns is None or ("account" in columns) == (account is not None):
+        return
+    table = f"{pipeline.dataset_name}.{TABLE_NAME}"
+    if account is None:
+        raise ConfigurationError(
+            f"{table} holds several accounts (it has an account column): load it with "
+            "--account NAME or --all-accounts, or use another --dataset-name."
+        )
+    raise ConfigurationError(
+        f"{table} was loaded without accounts (it has no account column, its key is task_id "
+        "alone): load the accounts into a new dataset (--dataset-name) or drop that table "
+        "first; see docs/accounts.md, moving from one account to many."
+    )
 
 
 def run_pipeline(
@@ -176,6 +218,8 @@ def run_pipeline(
         pipeline.sync_destination()
     except Exception as error:
         raise DestinationError(error) from error
+    # a single account may carry a label of its own (`account` in [sources.volcengine_live])
+    check_table_fits(pipeline, dlt.config.get("sources.volcengine_live.account") or None)
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )

@@ -59,7 +59,9 @@ def duckdb_command() -> str:
     return "duckdb"
 
 
-def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
+def summarise(
+    pipeline: dlt.Pipeline, result: RunResult, backfill: bool, account: str | None = None
+) -> str:
     """A few lines saying what was loaded, what the API did, and where the data is."""
     m = result.metrics
     written = int(m.get("rows_written", result.rows_loaded.get(TABLE_NAME, 0)))
@@ -72,6 +74,7 @@ def summarise(pipeline: dlt.Pipeline, result: RunResult, backfill: bool) -> str:
         new = result.rows_after - result.rows_before
         lines.append(
             f"Tasks: {new} new, {max(0, written - new)} updated; {result.rows_after} in the table"
+            + (f" for account {account}" if account else "")
         )
     late = int(m.get("late_days", 0))
     lines.append(

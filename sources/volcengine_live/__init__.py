@@ -19,9 +19,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dlt
+from dlt.common.configuration.inject import get_orig_args, last_config
 from dlt.sources import DltResource
 
-from . import settings
+from . import accounts, settings
+from .accounts import configured_accounts
 from .client import LiveApiClient
 from .credentials import VolcengineCredentials
 from .deletions import DeletionFinder
@@ -45,6 +47,7 @@ __all__ = [
     "RetriesExhaustedError",
     "VolcengineCredentials",
     "VolcengineLiveError",
+    "configured_accounts",
     "pull_record_tasks",
     "volcengine_live_source",
 ]
@@ -68,34 +71,49 @@ def volcengine_live_source(
     backoff_seconds: Setting = settings.DEFAULT_BACKOFF_SECONDS,
     max_rescans: Setting = settings.DEFAULT_MAX_RESCANS,
     deleted_tasks: Setting = settings.DEFAULT_DELETED_TASKS,
+    account: Setting = None,
+    **injection_kwargs: Any,
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
     ``credentials`` is the access key pair (and STS session token), see ``credentials.py``;
     every other argument is a setting, with its meaning and range in the settings table of
-    the README beside this file.
+    the README beside this file. ``account``, a short label (``cn``, ``byteplus``) for one of
+    several accounts loading into one dataset, adds an ``account`` column to both tables,
+    merged on ``(account, task_id)``, and reads every other setting from
+    ``[sources.volcengine_live.accounts.<account>]``; see ``accounts.py``.
 
     Raises:
         ConfigurationError: credentials missing, or a setting of the wrong type or out of
             range; the message names it and where to fix it.
     """
+    arguments = {name: value for name, value in locals().items() if name != "injection_kwargs"}
+    # **injection_kwargs only to learn from dlt which arguments the call passed (they win
+    # over an account's section); anything else in it is a misspelt argument.
+    unknown = sorted(k for k in injection_kwargs if not k.startswith("_dlt_"))
+    if unknown:
+        raise TypeError(f"volcengine_live_source() got unexpected arguments: {unknown}")
+    label = None if account is None else accounts.check_name(account)
+    if label is not None:
+        spec = type(last_config(**injection_kwargs))
+        passed = get_orig_args(**injection_kwargs)[1]
+        arguments.update(accounts.account_values(label, spec, passed))
+        try:
+            return _tasks_resource(arguments, label)
+        except ConfigurationError as error:  # it names [sources.volcengine_live] only
+            raise ConfigurationError(
+                f"{error} For account {label!r} alone: [{accounts.ACCOUNTS_SECTION}.{label}]."
+            ) from None
+    return _tasks_resource(arguments, label)
+
+
+def _tasks_resource(arguments: dict[str, Any], account: str | None) -> DltResource:
+    """The resource for resolved source arguments: credentials and settings checked."""
+    credentials = arguments.pop("credentials")
+    arguments.pop("account", None)
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
         raise ConfigurationError(MISSING_CREDENTIALS)
-    checked = settings.SourceSettings.checked(
-        endpoint=endpoint,
-        region=region,
-        page_size=page_size,
-        lookback_hours=lookback_hours,
-        initial_start_time=initial_start_time,
-        end_start_time=end_start_time,
-        requests_per_second=requests_per_second,
-        max_concurrency=max_concurrency,
-        request_timeout=request_timeout,
-        max_attempts=max_attempts,
-        backoff_seconds=backoff_seconds,
-        max_rescans=max_rescans,
-        deleted_tasks=deleted_tasks,
-    )
+    checked = settings.SourceSettings.checked(**arguments)
     client = LiveApiClient(
         credentials.access_key_id,
         credentials.secret_access_key,
@@ -110,6 +128,7 @@ def volcengine_live_source(
         until=checked.end_start_time,
         max_rescans=checked.max_rescans,
         deleted_tasks=checked.deleted_tasks,
+        account=account,
     )
 
 
@@ -132,18 +151,21 @@ def pull_record_tasks(
     until: datetime | None = None,
     max_rescans: int = settings.DEFAULT_MAX_RESCANS,
     deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
+    account: str | None = None,
 ) -> Iterator[Any]:
     """Tasks as Arrow tables (merged on ``task_id``); records without a TaskId go to
     ``pull_record_task_rejects`` with the reason. The rules are in the README beside this
-    file: read the whole list until a pass is complete, write each task once per run."""
+    file: read the whole list until a pass is complete, write each task once per run.
+    With ``account``, both tables get an ``account`` column and a key with it."""
     state = dlt.current.resource_state()
+    accounts.claim_state(state, account)
     plan = WritePlan(
         IncrementalState.load(state), lookback, datetime.now(timezone.utc), since, until
     )
     observer = StateObserver(plan)
     reader = ListReader(client, page_size, max_rescans)
-    writer = RunWriter(deleted_tasks, spill_directory())
-    finder = DeletionFinder(plan)
+    writer = RunWriter(deleted_tasks, spill_directory(), account)
+    finder = DeletionFinder(plan, account)
     late_days: set[int] = set()
     missing = deleted = 0
     started = time.monotonic()
@@ -169,6 +191,7 @@ def pull_record_tasks(
         # Reached only when the scan is complete: the state advances with the load package.
         every_pass = main_passes + ([extra] if extra is not None else [])
         finder.next_state(observer.next_state(), late_days, every_pass).save(state)
+        accounts.mark_state(state, account)
     finally:
         dlt.current.resource_metrics().update(
             **reader.counts(),

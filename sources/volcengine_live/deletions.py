@@ -68,6 +68,8 @@ class DeletionFinder:
     """Finds the tasks that left the list, for one run of :class:`WritePlan` ``plan``."""
 
     plan: WritePlan
+    account: str | None = None
+    """The account label of the rows, when several accounts share the table."""
     candidates: pa.Table | None = field(default=None, init=False)
     """Rows the destination holds as live that the main passes did not read."""
     unreadable: str | None = field(default=None, init=False)
@@ -84,7 +86,7 @@ class DeletionFinder:
         ranges: list[tuple[datetime, datetime | None]] = [(window_start, None)]
         for first, last in _runs(sorted(late_days)):
             ranges.append((_day_start(first), _day_start(last + 1)))
-        return Slices(ranges, sorted(plan.previous.open_task_ids))
+        return Slices(ranges, sorted(plan.previous.open_task_ids), self.account)
 
     def find_candidates(self, passes: list[ListPass], late_days: set[int]) -> int:
         """After the main passes: the live rows in the destination's slices that none of

@@ -35,10 +35,12 @@ IDS_PER_QUERY = 500
 @dataclass(frozen=True)
 class Slices:
     """Which rows to read: StartTime ranges ``[start, end)`` (``end`` None: no upper bound)
-    and TaskIds."""
+    and TaskIds, of one account when the rows have a label (the other accounts' rows in the
+    same table are not this account's to flag)."""
 
     ranges: list[tuple[datetime, datetime | None]]
     task_ids: list[str]
+    account: str | None = None
 
 
 class DestinationUnreadable(Exception):
@@ -75,6 +77,8 @@ def _dataset_pieces(pipeline: dlt.Pipeline, slices: Slices) -> Iterator[pa.Table
     if settings.TABLE_NAME not in dataset.tables:
         return
     relation = dataset.table(settings.TABLE_NAME)
+    if slices.account is not None:
+        relation = relation.where("account", "eq", slices.account)
     for start, end in slices.ranges:
         part = relation.where("start_time", "gte", start)
         if end is not None:
@@ -90,13 +94,14 @@ def _delta_pieces(pipeline: dlt.Pipeline, slices: Slices) -> Iterator[pa.Table]:
     table = get_delta_tables(pipeline, settings.TABLE_NAME)[settings.TABLE_NAME]
     files = table.to_pyarrow_dataset()
     start_time = pads.field("start_time")
+    mine = pads.scalar(True) if slices.account is None else pads.field("account") == slices.account
     for start, end in slices.ranges:
         condition = start_time >= pa.scalar(start, TIMESTAMP_TYPE)
         if end is not None:
             condition = condition & (start_time < pa.scalar(end, TIMESTAMP_TYPE))
-        yield files.to_table(filter=condition)
+        yield files.to_table(filter=mine & condition)
     for chunk in _chunks(slices.task_ids):
-        yield files.to_table(filter=pads.field("task_id").isin(chunk))
+        yield files.to_table(filter=mine & pads.field("task_id").isin(chunk))
 
 
 def latest_per_task(pieces: list[pa.Table]) -> pa.Table:

@@ -14,7 +14,12 @@ def last_run_metrics(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
     """The resource's custom metrics from the pipeline's last extract step, or ``None``
     when that step did not run the resource (nothing extracted, or no trace)."""
     trace = pipeline.last_trace
-    extract = trace.last_extract_info if trace is not None else None
+    return extract_metrics(trace.last_extract_info if trace is not None else None)
+
+
+def extract_metrics(extract: Any) -> dict[str, Any] | None:
+    """The resource's custom metrics from an extract step's info (``pipeline.extract()``
+    returns it), or ``None`` when that step did not run the resource."""
     if extract is None:
         return None
     for per_load in extract.metrics.values():

@@ -48,7 +48,10 @@ class RunWriter:
         self,
         deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
         spill_directory: str | None = None,
+        account: str | None = None,
     ) -> None:
+        self.account = account
+        """With a label, every row gets an ``account`` column and a key with it."""
         self.rows_written = 0
         self.deleted_tasks = deleted_tasks
         """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
@@ -81,11 +84,11 @@ class RunWriter:
             self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
             self.rows_written += settled.num_rows
-            yield tasks_item(settled, self.deleted_tasks)
+            yield tasks_item(settled, self.deleted_tasks, self.account)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
-            yield rejects_item(new_rejects)
+            yield rejects_item(new_rejects, self.account)
 
     def refresh(self, tasks: pa.Table | None) -> Iterator[Any]:
         """Tasks read again in the same pass (not written again): only a task held open
@@ -104,7 +107,7 @@ class RunWriter:
         settled since. Open tasks read after this are not written in this run."""
         for latest in self._held.latest(exclude=self._settled_since_held):
             self.rows_written += latest.num_rows
-            yield tasks_item(latest, self.deleted_tasks)
+            yield tasks_item(latest, self.deleted_tasks, self.account)
         held_ids = self._held.ids
         self._held.close()
         self._held = OpenTaskBuffer(self._spill_directory)
@@ -115,7 +118,7 @@ class RunWriter:
         of them was read in this run, so none was written yet."""
         if rows.num_rows:
             self.rows_written += rows.num_rows
-            yield tasks_item(rows, self.deleted_tasks)
+            yield tasks_item(rows, self.deleted_tasks, self.account)
 
     def close(self) -> None:
         """Remove the held rows' files."""
@@ -131,24 +134,56 @@ def spill_directory() -> str | None:
         return None
 
 
-def tasks_item(tasks: pa.Table, deleted_tasks: str = settings.DEFAULT_DELETED_TASKS) -> Any:
-    """Tasks for ``pull_record_tasks``, merged on task_id; the latest read wins a tie. Every
-    row carries ``deleted_at`` (null while listed); with ``deleted_tasks="delete"`` it is the
-    table's ``hard_delete`` column, so a merge removes the rows that have it set."""
+ACCOUNT_COLUMN = "account"
+ACCOUNT_COLUMN_HINT: Any = {"data_type": "text", "nullable": False, "primary_key": True}
+
+
+def with_account(rows: pa.Table, account: str | None) -> pa.Table:
+    """``rows`` with the account's label as first column, when there is one (rows read back
+    from the destination have it already)."""
+    if account is None:
+        return rows
+    if ACCOUNT_COLUMN in rows.column_names:
+        rows = rows.drop_columns([ACCOUNT_COLUMN])
+    labels = pa.array([account] * rows.num_rows, pa.string())
+    # not nullable in Arrow as in the hints, or dlt warns that the two disagree
+    return rows.add_column(0, pa.field(ACCOUNT_COLUMN, pa.string(), nullable=False), labels)
+
+
+def _key_and_columns(key: str, columns: Any, account: str | None) -> tuple[Any, Any]:
+    """Primary key and column hints: TaskIds (and reject hashes) are unique within one
+    account only, so with a label the key is ``(account, <key>)``."""
+    if account is None:
+        return key, columns
+    return [ACCOUNT_COLUMN, key], {ACCOUNT_COLUMN: ACCOUNT_COLUMN_HINT, **columns}
+
+
+def tasks_item(
+    tasks: pa.Table,
+    deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
+    account: str | None = None,
+) -> Any:
+    """Tasks for ``pull_record_tasks``, merged on task_id (and account, with one); the
+    latest read wins a tie. Every row carries ``deleted_at`` (null while listed); with
+    ``deleted_tasks="delete"`` it is the table's ``hard_delete`` column, so a merge removes
+    the rows that have it set."""
     if "deleted_at" not in tasks.column_names:
         tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
     columns = dict(TASK_COLUMN_HINTS)
     columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
-    return _merged(tasks, settings.TABLE_NAME, "task_id", columns)
+    key, columns = _key_and_columns("task_id", columns, account)
+    return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns)
 
 
-def rejects_item(rejects: list[dict[str, Any]]) -> Any:
-    """Records set aside, with the reason, one row per distinct record (merged on its hash)."""
+def rejects_item(rejects: list[dict[str, Any]], account: str | None = None) -> Any:
+    """Records set aside, with the reason, one row per distinct record (merged on its hash,
+    and account, with one)."""
     table = pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS))
-    return _merged(table, settings.REJECTS_TABLE_NAME, "reject_id", REJECT_COLUMN_HINTS)
+    key, columns = _key_and_columns("reject_id", REJECT_COLUMN_HINTS, account)
+    return _merged(with_account(table, account), settings.REJECTS_TABLE_NAME, key, columns)
 
 
-def _merged(table: pa.Table, table_name: str, primary_key: str, columns: Any) -> Any:
+def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) -> Any:
     """``table`` as an item for ``table_name``, merged on ``primary_key``. Each table's
     hints ride on its items as a table variant: hints on the resource itself would be
     copied into every table it yields, and the rejects table has no task_id to be
