@@ -307,3 +307,25 @@ def test_accounts_are_not_merged_into_a_table_loaded_without_them(
     assert cli(capsys, "--account", "bp", "--dataset-name", "accounts").code == 0
     run = cli(capsys, "--dataset-name", "accounts")  # and the other way round
     assert run.code == 2 and "holds several accounts" in run.err
+
+
+def test_a_task_removed_from_one_account_is_flagged_there_only(
+    emulators: dict[str, Emulator], monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Path
+) -> None:
+    """The deletion finder reads back its own account's rows: the other account's tasks, in
+    the same table and absent from this account's list, are not this account's to flag."""
+    for name, value in account_env(emulators).items():
+        monkeypatch.setenv(name, value)
+    database = tmp_path / "volcengine_live.duckdb"
+    assert cli(capsys, "--all-accounts").code == 0
+    recent = max(emulators["cn"].store.all_tasks(), key=lambda task: task["StartTime"])
+    emulators["cn"].remove_tasks([recent["TaskId"]])
+    second = cli(capsys, "--all-accounts")
+    assert second.code == 0, second.err
+    with duckdb.connect(str(database), read_only=True) as con:
+        flagged = con.execute(
+            f"SELECT account, task_id FROM {TABLE} WHERE deleted_at IS NOT NULL"
+        ).fetchall()
+        live = con.execute(f"SELECT count(*) FROM {TABLE} WHERE deleted_at IS NULL").fetchone()
+    assert flagged == [("cn", recent["TaskId"])]
+    assert live == (TASKS["cn"] - 1 + TASKS["bp"],)
