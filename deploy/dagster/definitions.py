@@ -23,7 +23,7 @@ and ``DESTINATION__POSTGRES__CREDENTIALS``. See docs/scheduling.md.
 """
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import dlt
@@ -50,17 +50,13 @@ SCHEDULE = os.environ.get("VOLCENGINE_LIVE_SCHEDULE", "*/30 * * * *")
 
 
 def account_names() -> list[str]:
-    """The accounts to load: the names of the ``[sources.volcengine_live.accounts.<name>]``
-    sections, or the one default account when there are none (the only case today).
+    """The accounts to load: the source's configured accounts (``[sources.volcengine_live.
+    accounts.<name>]`` sections, or ``SOURCES__VOLCENGINE_LIVE__ACCOUNTS__<NAME>__...``
+    variables, merged across the environment, secrets.toml and config.toml), or the one
+    default account when there are none."""
+    from volcengine_live import configured_accounts
 
-    dlt takes the table from the first place that has it (environment, secrets.toml, then
-    config.toml) and does not merge them: keep every account's section in one of them.
-    """
-    # a TOML table, or a JSON object in SOURCES__VOLCENGINE_LIVE__ACCOUNTS
-    configured = dlt.secrets.get("sources.volcengine_live.accounts", dict)
-    if isinstance(configured, Mapping) and configured:
-        return sorted(str(name) for name in configured)
-    return [DEFAULT_ACCOUNT]
+    return configured_accounts() or [DEFAULT_ACCOUNT]
 
 
 def pipeline_name(account: str) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -82,19 +81,13 @@ def _use_dags_folder_settings() -> None:
 
 
 def account_names() -> list[str]:
-    """The accounts to load: the names of the ``[sources.volcengine_live.accounts.<name>]``
-    sections, or the one default account when there are none (the only case today).
+    """The accounts to load: the source's configured accounts (``[sources.volcengine_live.
+    accounts.<name>]`` sections, or ``SOURCES__VOLCENGINE_LIVE__ACCOUNTS__<NAME>__...``
+    variables, merged across the environment, secrets.toml and config.toml), or the one
+    default account when there are none."""
+    from volcengine_live import configured_accounts
 
-    dlt takes the table from the first place that has it (environment, secrets.toml, then
-    config.toml) and does not merge them: keep every account's section in one of them.
-    """
-    import dlt
-
-    # a TOML table, or a JSON object in SOURCES__VOLCENGINE_LIVE__ACCOUNTS
-    configured = dlt.secrets.get("sources.volcengine_live.accounts", dict)
-    if isinstance(configured, Mapping) and configured:
-        return sorted(str(name) for name in configured)
-    return [DEFAULT_ACCOUNT]
+    return configured_accounts() or [DEFAULT_ACCOUNT]
 
 
 def pipeline_name(account: str) -> str:
