@@ -96,8 +96,14 @@ test-dagster: $(STAMP) | $(UV)
 	@PYTHON=$(PYTHON) UV=$(UV) scripts/dagster-venv.sh >/dev/null
 	VOLCENGINE_LIVE_REQUIRE_DAGSTER=1 $(PY) -m pytest -q tests/test_dagster.py
 
+# The last commit before the one-pass scan and the window-model rate limiter: the busy-account
+# benchmark runs its source beside this tree's, in the same command.
+BENCH_BASELINE ?= 6925227
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/rate_limit.py
+	$(PY) benchmarks/busy_account.py --baseline $(BENCH_BASELINE)
 
 profile: $(STAMP)
 	$(PY) benchmarks/profile_scan.py
