@@ -3,8 +3,9 @@
 ``defs`` holds, for each configured account (today: the one default account), a dagster-dlt
 asset over the ``volcengine_live`` source (``@dlt_assets``, run by ``DagsterDltResource``),
 the job ``volcengine_live`` that materializes all of them and a schedule every 30 minutes.
-Dagster's default executor runs each account's asset in its own process, side by side, so
-accounts do not wait for each other and one failing leaves the others loaded.
+Dagster's default executor runs each account's asset in its own process, so one failing
+leaves the others loaded; side by side on a server destination, one at a time on DuckDB,
+whose file takes one writer process (``accounts_at_once``).
 
 All accounts load into dataset ``volcengine_live_dataset``; each keeps its own dlt pipeline
 (and incremental state): ``volcengine_live`` for the default account, the same as the CLI
@@ -128,10 +129,30 @@ def account_assets(account: str) -> AssetsDefinition:
 
 
 assets = [account_assets(account) for account in account_names()]
+
+
 # The tag lets dagster.yaml keep runs one at a time (docs/scheduling.md, Dagster):
 # run_queue: {tag_concurrency_limits: [{key: volcengine_live, limit: 1}]}
+def accounts_at_once() -> int:
+    """How many accounts' assets run side by side in one job run: 1 for DuckDB (a DuckDB file
+    takes one writer process; a second one fails on the file's lock), all of them (0) for a
+    server destination; ``VOLCENGINE_LIVE_ACCOUNTS_AT_ONCE`` sets it."""
+    import dlt
+
+    configured = os.environ.get("VOLCENGINE_LIVE_ACCOUNTS_AT_ONCE")
+    if configured:
+        return int(configured)
+    destination = os.environ.get("VOLCENGINE_LIVE_DESTINATION") or dlt.config.get(
+        "destination_type", str
+    )
+    return 1 if destination in (None, "duckdb") else 0
+
+
 volcengine_live_job = define_asset_job(
-    PIPELINE_NAME, selection=assets, tags={"volcengine_live": "load"}
+    PIPELINE_NAME,
+    selection=assets,
+    tags={"volcengine_live": "load"},
+    config={"execution": {"config": {"multiprocess": {"max_concurrent": accounts_at_once()}}}},
 )
 
 defs = Definitions(
