@@ -99,7 +99,7 @@ class ScanReport:
         )
 
 
-def task_identities(tasks: list[Any]) -> list[Any]:
+def task_identities(tasks: list[Any]) -> list[str]:
     """What tells the tasks of a page apart: the TaskIds, or for a record without a usable
     one its :func:`_identity`."""
     try:
@@ -111,14 +111,16 @@ def task_identities(tasks: list[Any]) -> list[Any]:
     return [_identity(task) for task in tasks]
 
 
-def _identity(task: Any) -> int:
+def _identity(task: Any) -> str:
     """What makes a record one task when counting distinct tasks: its TaskId, or for a
     record without a usable one (set aside as a reject) the record itself, so that several
-    such records still count as several."""
+    such records still count as several. A string, hashed once by the caller like the
+    TaskIds of a clean page: a hash hashed again is another number for most values, and the
+    TaskIds of a page holding one bad record would no longer match what was read."""
     task_id = task.get("TaskId") if isinstance(task, dict) else None
     if isinstance(task_id, str) and task_id:
-        return hash(task_id)
-    return hash(json.dumps(task, sort_keys=True, default=str))
+        return task_id
+    return "\x00record:" + json.dumps(task, sort_keys=True, default=str)
 
 
 def distinct_count(hashes: array[int]) -> int:
