@@ -42,3 +42,13 @@ def test_batches_with_other_columns_are_kept_with_their_columns(tmp_path: Path) 
         ["task_id", "status", "new_field"],
     ]
     assert buffer.ids == {"a", "b"}
+
+
+def test_after_close_rows_are_not_kept_but_their_task_ids_are(tmp_path: Path) -> None:
+    buffer = OpenTaskBuffer(str(tmp_path))
+    buffer.add(_rows(["a"], "x"))
+    buffer.close()
+    buffer.add(_rows(["b"], "y"))
+    assert buffer.ids == {"a", "b"}
+    assert list(buffer.latest(exclude=set())) == []
+    assert not any(tmp_path.iterdir())

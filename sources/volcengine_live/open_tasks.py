@@ -38,6 +38,7 @@ class OpenTaskBuffer:
         """TaskIds of every open row added."""
         self.rows = 0
         self._repeated = False
+        self._closed = False
 
     def __enter__(self) -> OpenTaskBuffer:
         return self
@@ -46,12 +47,15 @@ class OpenTaskBuffer:
         self.close()
 
     def add(self, tasks: pa.Table) -> None:
-        """Keep these rows (a later row of the same TaskId wins in :meth:`latest`)."""
+        """Keep these rows (a later row of the same TaskId wins in :meth:`latest`); after
+        :meth:`close`, only their TaskIds."""
         if tasks.num_rows == 0:
             return
         ids = tasks.column("task_id").to_pylist()
         before = len(self.ids)
         self.ids.update(ids)
+        if self._closed:
+            return
         if len(self.ids) - before != len(ids):
             self._repeated = True
         if self._writer is None or tasks.schema != self._schema:
@@ -114,7 +118,8 @@ class OpenTaskBuffer:
             self._sink = None
 
     def close(self) -> None:
-        """Remove the files; :attr:`ids` stays readable."""
+        """Remove the files; :attr:`ids` stays readable and goes on growing."""
+        self._closed = True
         self._close_writer()
         self._segments.clear()
         shutil.rmtree(self._directory, ignore_errors=True)

@@ -56,7 +56,6 @@ class RunWriter:
         self.deleted_tasks = deleted_tasks
         """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
         self._rejects_written: set[str] = set()
-        self._spill_directory = spill_directory
         self._held = OpenTaskBuffer(spill_directory)
         self._settled_since_held: set[str] = set()
         """Open when read before, settled now: written then, and not at the end."""
@@ -108,10 +107,8 @@ class RunWriter:
         for latest in self._held.latest(exclude=self._settled_since_held):
             self.rows_written += latest.num_rows
             yield tasks_item(latest, self.deleted_tasks, self.account)
-        held_ids = self._held.ids
+        # The rows go; their TaskIds stay, so that later passes still leave them out.
         self._held.close()
-        self._held = OpenTaskBuffer(self._spill_directory)
-        self._held.ids.update(held_ids)  # still held open: later passes leave them out
 
     def write_deleted(self, rows: pa.Table) -> Iterator[Any]:
         """Rows of tasks that left the list, ``deleted_at`` set (see ``deletions.py``); none
