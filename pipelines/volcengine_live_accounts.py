@@ -39,7 +39,7 @@ from volcengine_live_summary import (
     summarise,
 )
 
-from volcengine_live import ConfigurationError, configured_accounts
+from volcengine_live import ConfigurationError, accounts, configured_accounts
 from volcengine_live.metrics import extract_metrics
 
 
@@ -50,10 +50,6 @@ class Outcome:
     account: str
     code: int
     text: str
-
-
-def account_pipeline_name(base: str, account: str) -> str:
-    return f"{base}_{account}"
 
 
 def selected_accounts(args: argparse.Namespace) -> list[str]:
@@ -113,7 +109,7 @@ def run_account(
     args: argparse.Namespace, account: str, pipelines_dir: str, destination_lock: threading.Lock
 ) -> Outcome:
     """One account's run, start to end; never raises (the outcome says how it ended)."""
-    name = account_pipeline_name(args.pipeline_name, account)
+    name = accounts.pipeline_name(account, args.pipeline_name)
     stream = io.StringIO()
     try:
         with pipeline_lock(pipelines_dir, name, args.wait_for_lock):

@@ -43,26 +43,27 @@ from dlt.common.runtime.collector import LogCollector
 from dlt.extract.source import DltSource
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live.accounts import DEFAULT_ACCOUNT
 
 PIPELINE_NAME = "volcengine_live"
 DATASET_NAME = "volcengine_live_dataset"
-DEFAULT_ACCOUNT = "default"
 SCHEDULE = os.environ.get("VOLCENGINE_LIVE_SCHEDULE", "*/30 * * * *")
 
 
 def account_names() -> list[str]:
-    """The accounts to load: the source's configured accounts (``[sources.volcengine_live.
-    accounts.<name>]`` sections, or ``SOURCES__VOLCENGINE_LIVE__ACCOUNTS__<NAME>__...``
-    variables, merged across the environment, secrets.toml and config.toml), or the one
-    default account when there are none."""
+    """The accounts to load: the source's configured accounts, or the one default account
+    when there are none (``volcengine_live.accounts.configured_accounts``)."""
     from volcengine_live import configured_accounts
 
     return configured_accounts() or [DEFAULT_ACCOUNT]
 
 
 def pipeline_name(account: str) -> str:
-    """One pipeline, hence one incremental state, per account; the default keeps its name."""
-    return PIPELINE_NAME if account == DEFAULT_ACCOUNT else f"{PIPELINE_NAME}_{account}"
+    """One pipeline, hence one incremental state, per account; the default keeps its name
+    (the rule is the CLI's too: ``volcengine_live.accounts.pipeline_name``)."""
+    from volcengine_live.accounts import pipeline_name as account_pipeline
+
+    return account_pipeline(account, PIPELINE_NAME)
 
 
 def account_source(account: str) -> DltSource:

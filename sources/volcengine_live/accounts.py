@@ -38,8 +38,9 @@ ACCOUNTS_SECTION = f"{SECTION}.{ACCOUNTS_KEY}"
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 """Lowercase, so that a TOML section and an environment variable name the same account, and
 usable in a pipeline name (``volcengine_live_<name>``)."""
-RESERVED_NAMES = frozenset({"default"})
-"""The orchestrator examples name the one account of a single-account setup ``default``."""
+DEFAULT_ACCOUNT = "default"
+"""What the orchestrator examples call the one account of a single-account setup."""
+RESERVED_NAMES = frozenset({DEFAULT_ACCOUNT})
 STATE_ACCOUNT = "account"
 """Key in the resource state: the account whose state it is."""
 
@@ -72,6 +73,13 @@ def configured_accounts() -> list[str]:
     for name in names:
         check_name(name)
     return sorted(names)
+
+
+def pipeline_name(account: str | None, base: str = "volcengine_live") -> str:
+    """The dlt pipeline, hence the incremental state, of one account: ``<base>_<account>``;
+    a single-account setup (no label, or the orchestrators' ``default``) keeps ``base``, so
+    that its state carries on."""
+    return base if account in (None, DEFAULT_ACCOUNT) else f"{base}_{account}"
 
 
 def _names_in(value: Any) -> set[str]:
