@@ -27,9 +27,9 @@ def _settings(path: Path) -> tuple[str, int]:
 
 
 def test_the_source_sets_memory_limit_and_threads(tmp_path: Path) -> None:
-    assert DUCKDB_LOAD_SETTINGS == {"memory_limit": "128MB", "threads": 1}
+    assert DUCKDB_LOAD_SETTINGS == {"memory_limit": "32MB", "threads": 1}
     memory_limit, threads = _settings(tmp_path)
-    assert memory_limit.endswith("MiB") and float(memory_limit.split()[0]) < 130
+    assert memory_limit.endswith("MiB") and float(memory_limit.split()[0]) < 40
     assert threads == 1
 
 

@@ -6,10 +6,20 @@ written when first read and never again in the run; open tasks are held to the e
 written once, with the status the last pass saw, so that a task that finished between two
 passes is not left "recording". The held rows wait on disk (see ``open_tasks.py``), so an
 account that schedules many tasks ahead does not hold them in memory.
+
+Because of that, the load is told the rows are deduplicated already (dlt's merge option
+``deduplicated``): the merge then copies the staging rows as they are, where its default
+numbers every row by key first, a window over the whole load that held about 40 MB more at
+a million tasks and the most CPU of the merge (``benchmarks/RESULTS.md``). The writer does
+not take this on trust: it keeps an 8-byte hash of every row it hands on, and should a key
+stand twice (the API listing one task at two places of one pass), the run's last item
+takes the promise back and dlt deduplicates that load as before.
 """
 
 from __future__ import annotations
 
+import logging
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +32,13 @@ from .incremental import open_mask
 from .open_tasks import OpenTaskBuffer
 from .reader import EarlierPasses
 from .records import REJECT_COLUMNS, TIMESTAMP_TYPE
+from .scan import distinct_count
+
+logger = logging.getLogger(__name__)
+
+DEDUPLICATED_HINT = "x-stage-data-deduplicated"
+"""dlt's table hint behind the merge option ``deduplicated``; set through
+``additional_table_hints`` because the write disposition dict can set it but never unset it."""
 
 TASK_COLUMN_HINTS: Any = {
     "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
@@ -59,6 +76,9 @@ class RunWriter:
         self._held = OpenTaskBuffer(spill_directory)
         self._settled_since_held: set[str] = set()
         """Open when read before, settled now: written then, and not at the end."""
+        self._written_keys = array("q")
+        """In-process hashes of the TaskId of every task row handed on, to prove each key
+        stands once in the load (see the module docstring)."""
 
     def write(
         self,
@@ -82,8 +102,7 @@ class RunWriter:
             settled_ids = settled.column("task_id").to_pylist()
             self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
-            self.rows_written += settled.num_rows
-            yield tasks_item(settled, self.deleted_tasks, self.account)
+            yield self._tasks_item(settled)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
@@ -105,8 +124,7 @@ class RunWriter:
         """The open tasks held so far, one row each (the last read), less those written
         settled since. Open tasks read after this are not written in this run."""
         for latest in self._held.latest(exclude=self._settled_since_held):
-            self.rows_written += latest.num_rows
-            yield tasks_item(latest, self.deleted_tasks, self.account)
+            yield self._tasks_item(latest)
         # The rows go; their TaskIds stay, so that later passes still leave them out.
         self._held.close()
 
@@ -114,8 +132,26 @@ class RunWriter:
         """Rows of tasks that left the list, ``deleted_at`` set (see ``deletions.py``); none
         of them was read in this run, so none was written yet."""
         if rows.num_rows:
-            self.rows_written += rows.num_rows
-            yield tasks_item(rows, self.deleted_tasks, self.account)
+            yield self._tasks_item(rows)
+
+    def finish(self) -> Iterator[Any]:
+        """The run's last item, only if some TaskId was handed on twice: an empty one that
+        tells the load to deduplicate after all. Call it once every row is written."""
+        distinct = distinct_count(self._written_keys)
+        if distinct == len(self._written_keys):
+            return
+        logger.warning(
+            "%d task row(s) of this run share a TaskId with another (the API listed a task "
+            "twice in one pass); the load keeps the last read of each",
+            len(self._written_keys) - distinct,
+        )
+        empty = pa.table({"task_id": pa.array([], pa.string())})
+        yield tasks_item(empty, self.deleted_tasks, self.account, deduplicated=False)
+
+    def _tasks_item(self, tasks: pa.Table) -> Any:
+        self.rows_written += tasks.num_rows
+        self._written_keys.extend(map(hash, tasks.column("task_id").to_pylist()))
+        return tasks_item(tasks, self.deleted_tasks, self.account)
 
     def close(self) -> None:
         """Remove the held rows' files."""
@@ -159,32 +195,36 @@ def tasks_item(
     tasks: pa.Table,
     deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
     account: str | None = None,
+    deduplicated: bool = True,
 ) -> Any:
-    """Tasks for ``pull_record_tasks``, merged on task_id (and account, with one); the
-    latest read wins a tie. Every row carries ``deleted_at`` (null while listed); with
-    ``deleted_tasks="delete"`` it is the table's ``hard_delete`` column, so a merge removes
-    the rows that have it set."""
+    """Tasks for ``pull_record_tasks``, merged on task_id (and account, with one). Every
+    row carries ``deleted_at`` (null while listed); with ``deleted_tasks="delete"`` it is
+    the table's ``hard_delete`` column, so a merge removes the rows that have it set.
+    ``deduplicated``: each key stands once in the load (see the module docstring); when not,
+    the latest read (``seen_at``) wins a tie."""
     if "deleted_at" not in tasks.column_names:
         tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
     columns = dict(TASK_COLUMN_HINTS)
     columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
     key, columns = _key_and_columns("task_id", columns, account)
-    return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns)
+    return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns, deduplicated)
 
 
 def rejects_item(rejects: list[dict[str, Any]], account: str | None = None) -> Any:
     """Records set aside, with the reason, one row per distinct record (merged on its hash,
-    and account, with one)."""
+    and account, with one; :class:`RunWriter` writes each reject once a run)."""
     table = pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS))
     key, columns = _key_and_columns("reject_id", REJECT_COLUMN_HINTS, account)
-    return _merged(with_account(table, account), settings.REJECTS_TABLE_NAME, key, columns)
+    return _merged(with_account(table, account), settings.REJECTS_TABLE_NAME, key, columns, True)
 
 
-def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) -> Any:
-    """``table`` as an item for ``table_name``, merged on ``primary_key``. Each table's
-    hints ride on its items as a table variant: hints on the resource itself would be
-    copied into every table it yields, and the rejects table has no task_id to be
-    non-null."""
+def _merged(
+    table: pa.Table, table_name: str, primary_key: Any, columns: Any, deduplicated: bool
+) -> Any:
+    """``table`` as an item for ``table_name``, merged on ``primary_key``; ``deduplicated``:
+    no key stands twice in the load. Each table's hints ride on its items as a table
+    variant: hints on the resource itself would be copied into every table it yields, and
+    the rejects table has no task_id to be non-null."""
     return dlt.mark.with_hints(
         table,
         dlt.mark.make_hints(
@@ -192,6 +232,7 @@ def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) ->
             write_disposition="merge",
             primary_key=primary_key,
             columns=columns,
+            additional_table_hints={DEDUPLICATED_HINT: deduplicated},
         ),
         create_table_variant=True,
     )
