@@ -44,7 +44,7 @@ TASK_COLUMN_HINTS: Any = {
     "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
     "start_time": {"data_type": "timestamp", "timezone": True},
     "end_time": {"data_type": "timestamp", "timezone": True},
-    "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
+    "seen_at": {"data_type": "timestamp", "timezone": True},
     "data_issues": {"data_type": "text", "nullable": True},
     "deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
 }
@@ -206,6 +206,9 @@ def tasks_item(
         tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
     columns = dict(TASK_COLUMN_HINTS)
     columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
+    # The tie-break only when there is a tie to break: with deduplicated data dlt warns on
+    # every run that it ignores it, and None takes it out of a schema that has it.
+    columns["seen_at"] = {**columns["seen_at"], "dedup_sort": None if deduplicated else "desc"}
     key, columns = _key_and_columns("task_id", columns, account)
     return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns, deduplicated)
 
