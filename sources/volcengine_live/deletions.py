@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .destination_rows import DestinationUnreadable, Slices, read_rows
+from .destination_rows import KEY_COLUMNS, DestinationUnreadable, Slices, read_rows
 from .incremental import WritePlan
 from .reader import EarlierPasses, ListPass
 from .records import TIMESTAMP_TYPE
@@ -102,7 +102,7 @@ class DeletionFinder:
             )
             return 0
         try:
-            rows = read_rows(slices)
+            rows = self._missing_rows(slices, passes)
         except DestinationUnreadable as error:
             self.unreadable = str(error)
             logger.warning(
@@ -114,10 +114,21 @@ class DeletionFinder:
         self.checked = True
         if rows is None or rows.num_rows == 0:
             return 0
-        if "deleted_at" in rows.column_names:
-            rows = rows.filter(pc.is_null(rows.column("deleted_at")))
-        self.candidates = _not_read(rows, passes)
-        return int(self.candidates.num_rows)
+        self.candidates = rows
+        return int(rows.num_rows)
+
+    def _missing_rows(self, slices: Slices, passes: list[ListPass]) -> pa.Table | None:
+        """Whole rows of the live tasks in ``slices`` that ``passes`` did not read: first the
+        key columns of every task there, then whole rows of the missing ones only."""
+        keys = read_rows(slices, KEY_COLUMNS)
+        if keys is None or keys.num_rows == 0:
+            return keys
+        missing = _not_read(_live(keys), passes).column("task_id").to_pylist()
+        if not missing:
+            return None
+        rows = read_rows(Slices([], missing, slices.account))
+        # read again: a row that changed in between is judged as it is now
+        return None if rows is None else _not_read(_live(rows), passes)
 
     def confirmed(self, extra: ListPass | None) -> pa.Table:
         """The candidates that the extra pass did not read either, with ``deleted_at`` and
@@ -171,6 +182,13 @@ class DeletionFinder:
             open_task_ids=state.open_task_ids | frozenset(unread),
             settled_day_fingerprints=days if state.settled_day_fingerprints is not None else None,
         )
+
+
+def _live(rows: pa.Table) -> pa.Table:
+    """Rows not flagged deleted (all of them in a table from before ``deleted_at``)."""
+    if "deleted_at" not in rows.column_names:
+        return rows
+    return rows.filter(pc.is_null(rows.column("deleted_at")))
 
 
 def _not_read(rows: pa.Table, passes: list[ListPass]) -> pa.Table:
