@@ -384,13 +384,20 @@ def render_memory(runs: list[Run]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     smallest: dict[str, float] = {}
+    same_size: dict[tuple[str, int], float] = {}
     for run in runs:
         mix = run.scenario.split(" ", 2)[2]
-        base = smallest.setdefault(mix, run.peak_rss_mb)
+        plain_mix, _, installed = mix.partition(", ")
+        if installed:  # the same run with pandas beside it: against the run without
+            base = same_size.get((plain_mix, run.tasks), run.peak_rss_mb)
+            versus = f"{run.peak_rss_mb / base - 1:+.0%} vs without pandas"
+        else:
+            base = smallest.setdefault(mix, run.peak_rss_mb)
+            same_size[(mix, run.tasks)] = run.peak_rss_mb
+            versus = f"{run.peak_rss_mb / base - 1:+.0%}"
         lines.append(
             f"| {mix} | {run.tasks:,} | {int(run.output.get('open') or 0):,} | {run.wall:.1f} "
-            f"| {run.rows_per_second:,.0f} | {run.peak_rss_mb:.0f} "
-            f"| {run.peak_rss_mb / base - 1:+.0%} |"
+            f"| {run.rows_per_second:,.0f} | {run.peak_rss_mb:.0f} | {versus} |"
         )
     return lines
 

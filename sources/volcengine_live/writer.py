@@ -98,11 +98,12 @@ class RunWriter:
         open_tasks = tasks.filter(still_open)
         self._held.add(open_tasks)
         settled = tasks.filter(pc.invert(still_open))
+        settled_ids: list[str] | None = None
         if self._held.ids and settled.num_rows:
             settled_ids = settled.column("task_id").to_pylist()
             self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
-            yield self._tasks_item(settled)
+            yield self._tasks_item(settled, settled_ids)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
@@ -148,9 +149,12 @@ class RunWriter:
         empty = pa.table({"task_id": pa.array([], pa.string())})
         yield tasks_item(empty, self.deleted_tasks, self.account, deduplicated=False)
 
-    def _tasks_item(self, tasks: pa.Table) -> Any:
+    def _tasks_item(self, tasks: pa.Table, task_ids: list[str] | None = None) -> Any:
+        """The item for ``tasks``, counted; ``task_ids``: their TaskIds, when known already."""
         self.rows_written += tasks.num_rows
-        self._written_keys.extend(map(hash, tasks.column("task_id").to_pylist()))
+        if task_ids is None:
+            task_ids = tasks.column("task_id").to_pylist()
+        self._written_keys.extend(map(hash, task_ids))
         return tasks_item(tasks, self.deleted_tasks, self.account)
 
     def close(self) -> None:
