@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,23 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def now() -> datetime:
     """The current time in UTC, to the second (the API's precision)."""
     return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def list_a_task_twice(emulator: Emulator, start: datetime, task_id: str = "listed-twice") -> str:
+    """A finished task of one hour from ``start`` that the API lists twice, on page 1."""
+    record = {
+        "Vhost": "v.example",
+        "Domain": "d.example",
+        "App": "live",
+        "Stream": "listed-twice",
+        "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "EndTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Status": "已结束",
+        "TaskId": task_id,
+    }
+    emulator.store.create_task(record, raw=True)
+    emulator.store.create_task(record, raw=True)
+    return task_id
 
 
 def make_emulator(tasks: int = 2000, seed: int = 11, **options: Any) -> Emulator:

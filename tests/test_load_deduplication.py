@@ -7,17 +7,11 @@ that load. Real pipelines into DuckDB files against the emulator on loopback.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from conftest import Loader, assert_matches_emulator, now
+from conftest import Loader, assert_matches_emulator, list_a_task_twice, now
 
 from volcengine_live.writer import DEDUPLICATED_HINT
-
-GOOD = {"Vhost": "v", "Domain": "d.example", "App": "live", "Stream": "s"}
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="seconds")
 
 
 def _merge_sql(loader: Loader) -> list[str]:
@@ -53,16 +47,7 @@ def test_a_run_declares_its_rows_deduplicated_and_the_merge_inserts_them_as_they
 def test_a_task_the_api_lists_twice_takes_the_promise_back_and_one_row_is_loaded(
     loader: Loader,
 ) -> None:
-    start = now() - timedelta(days=3)  # settled and old: written when first read
-    record = {
-        **GOOD,
-        "StartTime": iso(start),
-        "EndTime": iso(start + timedelta(hours=1)),
-        "Status": "已结束",
-        "TaskId": "listed-twice",
-    }
-    loader.emulator.store.create_task(record, raw=True)
-    loader.emulator.store.create_task(record, raw=True)
+    list_a_task_twice(loader.emulator, now() - timedelta(days=3))  # settled, written at once
     metrics = loader.run(page_size=100)
     assert_matches_emulator(loader)
     assert metrics["rows_written"] == len(list(loader.emulator.store.all_tasks()))
@@ -74,19 +59,10 @@ def test_a_task_the_api_lists_twice_takes_the_promise_back_and_one_row_is_loaded
 def test_a_clean_run_after_one_with_a_task_listed_twice_declares_the_promise_again(
     loader: Loader,
 ) -> None:
-    start = now() - timedelta(hours=2)
-    record = {
-        **GOOD,
-        "StartTime": iso(start),
-        "EndTime": iso(start + timedelta(hours=1)),
-        "Status": "已结束",
-        "TaskId": "listed-twice",
-    }
-    loader.emulator.store.create_task(record, raw=True)
-    loader.emulator.store.create_task(record, raw=True)
+    task_id = list_a_task_twice(loader.emulator, now() - timedelta(hours=2))
     loader.run(page_size=100)
     assert _declared_deduplicated(loader) is False
-    loader.emulator.store.delete_task("listed-twice")  # one of the two
+    loader.emulator.store.delete_task(task_id)  # one of the two
     loader.run(page_size=100)
     assert _declared_deduplicated(loader) is True
     assert _tie_break(loader) is None

@@ -30,6 +30,7 @@ from conftest import (
     Loader,
     assert_matches_emulator,
     credentials,
+    list_a_task_twice,
     make_emulator,
     now,
 )
@@ -647,16 +648,7 @@ def test_several_records_without_a_task_id_do_not_look_like_a_moving_list(
 
 
 def test_a_task_the_api_lists_twice_does_not_block_every_run(loader: Loader) -> None:
-    start = now() - timedelta(hours=3)
-    record = {
-        **GOOD,
-        "StartTime": iso(start),
-        "EndTime": iso(start + timedelta(hours=1)),
-        "Status": "已结束",
-        "TaskId": "listed-twice",
-    }
-    loader.emulator.store.create_task(record, raw=True)
-    loader.emulator.store.create_task(record, raw=True)
+    list_a_task_twice(loader.emulator, now() - timedelta(hours=3))
     loader.run(page_size=PAGE_SIZE)
     assert_matches_emulator(loader)
 
