@@ -69,7 +69,6 @@ class RunWriter:
     ) -> None:
         self.account = account
         """With a label, every row gets an ``account`` column and a key with it."""
-        self.rows_written = 0
         self.deleted_tasks = deleted_tasks
         """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
         self._rejects_written: set[str] = set()
@@ -79,6 +78,11 @@ class RunWriter:
         self._written_keys = array("q")
         """In-process hashes of the TaskId of every task row handed on, to prove each key
         stands once in the load (see the module docstring)."""
+
+    @property
+    def rows_written(self) -> int:
+        """Task rows handed on so far."""
+        return len(self._written_keys)
 
     def write(
         self,
@@ -151,7 +155,6 @@ class RunWriter:
 
     def _tasks_item(self, tasks: pa.Table, task_ids: list[str] | None = None) -> Any:
         """The item for ``tasks``, counted; ``task_ids``: their TaskIds, when known already."""
-        self.rows_written += tasks.num_rows
         if task_ids is None:
             task_ids = tasks.column("task_id").to_pylist()
         self._written_keys.extend(map(hash, task_ids))
