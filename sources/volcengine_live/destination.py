@@ -2,12 +2,9 @@
 
 DuckDB's own default takes up to 80 % of the machine's memory and a thread per core. The
 merge of a first load of a million tasks then grew the loading process by about 420 MB.
-This source's load is a staging copy, a delete and a plain insert (its rows are
-deduplicated already, see ``writer.py``), and each of those streams: with 32 MB and one
-thread DuckDB spills to a file beside the database, and a million-task load grows the
-process by about 55 MB, whether the table is empty or holds every task already, in the same
-CPU time as with 2 GB (``benchmarks/RESULTS.md``). dlt's deduplicating insert, used only for
-a run that read some TaskId twice, also runs in 32 MB, more slowly.
+With 32 MB and one thread DuckDB spills to a file beside the database: dlt's staging copy,
+delete and deduplicating insert of a million tasks peaked at 107-108 MB in a DuckDB-alone
+process, more slowly than with more memory (``benchmarks/RESULTS.md``).
 
 Anything set in dlt's configuration wins, key by key, e.g.::
 
