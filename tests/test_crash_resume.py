@@ -62,6 +62,14 @@ if mode == "run":
     print("extracting", flush=True)
     pipeline.run(source)
 else:
+    import time
+    from dlt.destinations.job_client_impl import SqlLoadJob
+
+    # The merge (a .sql job) waits a second before it runs: the test stops this process
+    # while the tasks sit in staging with the merge pending, and on a busy machine a merge
+    # of 1,500 rows could otherwise finish between the test seeing the job and the stop.
+    run_sql_job = SqlLoadJob.run
+    SqlLoadJob.run = lambda job: (time.sleep(1.0), run_sql_job(job))[1]
     pipeline.extract(source)
     pipeline.normalize()
     print("loading", flush=True)

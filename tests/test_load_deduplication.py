@@ -1,8 +1,9 @@
-"""The load is told its rows are deduplicated, and only when they are (``writer.py``).
+"""The merge keeps one row per task, the latest read, even when staging holds a task twice.
 
-The merge then copies the staging rows as they are instead of numbering every row by key
-first; a run that handed some TaskId on twice takes the promise back, and dlt deduplicates
-that load. Real pipelines into DuckDB files against the emulator on loopback.
+The writer hands each task on once a run, but the load is still not told so (dlt's merge
+option ``deduplicated``): a load resumed after a crash can copy a staging file twice
+(``test_crash_resume.py``), and the API can list one task at two places of one pass. Real
+pipelines into DuckDB files against the emulator on loopback.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from conftest import Loader, assert_matches_emulator, list_a_task_twice, now
-
-from volcengine_live.writer import DEDUPLICATED_HINT
 
 
 def _merge_sql(loader: Loader) -> list[str]:
@@ -21,51 +20,35 @@ def _merge_sql(loader: Loader) -> list[str]:
     return [job.read_text() for job in jobs]
 
 
-def _tie_break(loader: Loader) -> object:
-    columns = loader.pipeline().default_schema.tables["pull_record_tasks"]["columns"]
-    return columns["seen_at"].get("dedup_sort")
+def _table_hints(loader: Loader) -> dict[str, object]:
+    return dict(loader.pipeline().default_schema.tables["pull_record_tasks"])
 
 
-def _declared_deduplicated(loader: Loader) -> object:
-    table = loader.pipeline().default_schema.tables["pull_record_tasks"]
-    return table.get(DEDUPLICATED_HINT)  # type: ignore[misc]
-
-
-def test_a_run_declares_its_rows_deduplicated_and_the_merge_inserts_them_as_they_are(
+def test_every_merge_numbers_staging_rows_by_key_and_the_latest_read_wins(
     loader: Loader,
 ) -> None:
     loader.run(page_size=100)
     loader.run(page_size=100)  # the second run merges into rows that are there
     assert_matches_emulator(loader)
-    # Never declared: a resumed load can copy a staging file twice (test_crash_resume.py).
-    assert _declared_deduplicated(loader) is False
-    assert _tie_break(loader) == "desc"
+    table = _table_hints(loader)
+    assert not table.get("x-stage-data-deduplicated")
+    assert table["columns"]["seen_at"].get("dedup_sort") == "desc"  # type: ignore[index]
     merges = _merge_sql(loader)
     assert len(merges) == 2
     assert all("INSERT INTO" in sql and "ROW_NUMBER" in sql for sql in merges)
 
 
-def test_a_task_the_api_lists_twice_takes_the_promise_back_and_one_row_is_loaded(
-    loader: Loader,
-) -> None:
+def test_a_task_the_api_lists_twice_is_loaded_once(loader: Loader) -> None:
     list_a_task_twice(loader.emulator, now() - timedelta(days=3))  # settled, written at once
     metrics = loader.run(page_size=100)
     assert_matches_emulator(loader)
     assert metrics["rows_written"] == len(list(loader.emulator.store.all_tasks()))
-    assert _declared_deduplicated(loader) is False
-    assert _tie_break(loader) == "desc"  # the last read wins
-    assert "ROW_NUMBER" in _merge_sql(loader)[-1]
 
 
-def test_a_clean_run_after_one_with_a_task_listed_twice_declares_the_promise_again(
-    loader: Loader,
-) -> None:
+def test_a_task_listed_twice_then_deleted_once_leaves_one_current_row(loader: Loader) -> None:
     task_id = list_a_task_twice(loader.emulator, now() - timedelta(hours=2))
     loader.run(page_size=100)
-    assert _declared_deduplicated(loader) is False
     loader.emulator.store.delete_task(task_id)  # one of the two
     loader.run(page_size=100)
-    assert _declared_deduplicated(loader) is False
-    assert _tie_break(loader) == "desc"
     assert "ROW_NUMBER" in _merge_sql(loader)[-1]
     assert_matches_emulator(loader)

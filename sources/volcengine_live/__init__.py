@@ -189,7 +189,6 @@ def pull_record_tasks(
         gone = finder.confirmed(extra)
         deleted = gone.num_rows
         yield from writer.write_deleted(gone)
-        yield from writer.finish()
         # Reached only when the scan is complete: the state advances with the load package.
         every_pass = main_passes + ([extra] if extra is not None else [])
         finder.next_state(observer.next_state(), late_days, every_pass).save(state)

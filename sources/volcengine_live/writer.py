@@ -7,16 +7,15 @@ written once, with the status the last pass saw, so that a task that finished be
 passes is not left "recording". The held rows wait on disk (see ``open_tasks.py``), so an
 account that schedules many tasks ahead does not hold them in memory.
 
-The load is not told the rows are deduplicated (dlt's merge option ``deduplicated``),
-though they are: a load resumed after a crash can copy a staging file twice. The writer
-keeps an 8-byte hash of every row it hands on all the same, and warns when a key stands
-twice (the API listing one task at two places of one pass).
+Why not tell the load the rows are deduplicated (dlt's merge option ``deduplicated``),
+which they are, and skip dlt's numbering of the staging rows by key: a load resumed after a
+crash can copy a staging file twice, since dlt empties staging only when a load starts
+(``tests/test_crash_resume.py`` caught it). The numbering removes that second copy, at about
+2 s of load CPU for a million tasks and a few MB of DuckDB memory (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
 
-import logging
-from array import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,19 +28,12 @@ from .incremental import open_mask
 from .open_tasks import OpenTaskBuffer
 from .reader import EarlierPasses
 from .records import REJECT_COLUMNS, TIMESTAMP_TYPE
-from .scan import distinct_count
-
-logger = logging.getLogger(__name__)
-
-DEDUPLICATED_HINT = "x-stage-data-deduplicated"
-"""dlt's table hint behind the merge option ``deduplicated``; set through
-``additional_table_hints`` because the write disposition dict can set it but never unset it."""
 
 TASK_COLUMN_HINTS: Any = {
     "task_id": {"data_type": "text", "nullable": False, "primary_key": True},
     "start_time": {"data_type": "timestamp", "timezone": True},
     "end_time": {"data_type": "timestamp", "timezone": True},
-    "seen_at": {"data_type": "timestamp", "timezone": True},
+    "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
     "data_issues": {"data_type": "text", "nullable": True},
     "deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
 }
@@ -72,14 +64,8 @@ class RunWriter:
         self._held = OpenTaskBuffer(spill_directory)
         self._settled_since_held: set[str] = set()
         """Open when read before, settled now: written then, and not at the end."""
-        self._written_keys = array("q")
-        """In-process hashes of the TaskId of every task row handed on, to prove each key
-        stands once in the load (see the module docstring)."""
-
-    @property
-    def rows_written(self) -> int:
+        self.rows_written = 0
         """Task rows handed on so far."""
-        return len(self._written_keys)
 
     def write(
         self,
@@ -99,12 +85,11 @@ class RunWriter:
         open_tasks = tasks.filter(still_open)
         self._held.add(open_tasks)
         settled = tasks.filter(pc.invert(still_open))
-        settled_ids: list[str] | None = None
         if self._held.ids and settled.num_rows:
             settled_ids = settled.column("task_id").to_pylist()
             self._settled_since_held.update(self._held.ids.intersection(settled_ids))
         if settled.num_rows:
-            yield self._tasks_item(settled, settled_ids)
+            yield self._tasks_item(settled)
         new_rejects = [r for r in rejects if r["reject_id"] not in self._rejects_written]
         if new_rejects:
             self._rejects_written.update(r["reject_id"] for r in new_rejects)
@@ -136,29 +121,10 @@ class RunWriter:
         if rows.num_rows:
             yield self._tasks_item(rows)
 
-    def finish(self) -> Iterator[Any]:
-        """The run's last item, only if some TaskId was handed on twice: an empty one that
-        tells the load to deduplicate after all. Call it once every row is written."""
-        distinct = distinct_count(self._written_keys)
-        if distinct == len(self._written_keys):
-            return
-        logger.warning(
-            "%d task row(s) of this run share a TaskId with another (the API listed a task "
-            "twice in one pass); the load keeps the last read of each",
-            len(self._written_keys) - distinct,
-        )
-        empty = pa.table({"task_id": pa.array([], pa.string())})
-        yield tasks_item(empty, self.deleted_tasks, self.account, deduplicated=False)
-
-    def _tasks_item(self, tasks: pa.Table, task_ids: list[str] | None = None) -> Any:
-        """The item for ``tasks``, counted; ``task_ids``: their TaskIds, when known already."""
-        if task_ids is None:
-            task_ids = tasks.column("task_id").to_pylist()
-        self._written_keys.extend(map(hash, task_ids))
-        # Not declared deduplicated: a load killed after a staging copy ran but before dlt
-        # marked it done copies the file again on resume, so staging can hold a row twice
-        # (tests/test_crash_resume.py caught it); dlt's numbering by key removes that.
-        return tasks_item(tasks, self.deleted_tasks, self.account, deduplicated=False)
+    def _tasks_item(self, tasks: pa.Table) -> Any:
+        """The item for ``tasks``, counted."""
+        self.rows_written += tasks.num_rows
+        return tasks_item(tasks, self.deleted_tasks, self.account)
 
     def close(self) -> None:
         """Remove the held rows' files."""
@@ -202,22 +168,17 @@ def tasks_item(
     tasks: pa.Table,
     deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
     account: str | None = None,
-    deduplicated: bool = True,
 ) -> Any:
     """Tasks for ``pull_record_tasks``, merged on task_id (and account, with one). Every
     row carries ``deleted_at`` (null while listed); with ``deleted_tasks="delete"`` it is
-    the table's ``hard_delete`` column, so a merge removes the rows that have it set.
-    ``deduplicated``: each key stands once in the load (see the module docstring); when not,
-    the latest read (``seen_at``) wins a tie."""
+    the table's ``hard_delete`` column, so a merge removes the rows that have it set. When a
+    key stands twice in a load, the latest read (``seen_at``) wins."""
     if "deleted_at" not in tasks.column_names:
         tasks = tasks.append_column("deleted_at", pa.nulls(tasks.num_rows, TIMESTAMP_TYPE))
     columns = dict(TASK_COLUMN_HINTS)
     columns["deleted_at"] = {**columns["deleted_at"], "hard_delete": deleted_tasks == "delete"}
-    # The tie-break only when there is a tie to break: with deduplicated data dlt warns on
-    # every run that it ignores it, and None takes it out of a schema that has it.
-    columns["seen_at"] = {**columns["seen_at"], "dedup_sort": None if deduplicated else "desc"}
     key, columns = _key_and_columns("task_id", columns, account)
-    return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns, deduplicated)
+    return _merged(with_account(tasks, account), settings.TABLE_NAME, key, columns)
 
 
 def rejects_item(rejects: list[dict[str, Any]], account: str | None = None) -> Any:
@@ -225,16 +186,13 @@ def rejects_item(rejects: list[dict[str, Any]], account: str | None = None) -> A
     and account, with one; :class:`RunWriter` writes each reject once a run)."""
     table = pa.Table.from_pylist(rejects, schema=pa.schema(REJECT_COLUMNS))
     key, columns = _key_and_columns("reject_id", REJECT_COLUMN_HINTS, account)
-    return _merged(with_account(table, account), settings.REJECTS_TABLE_NAME, key, columns, True)
+    return _merged(with_account(table, account), settings.REJECTS_TABLE_NAME, key, columns)
 
 
-def _merged(
-    table: pa.Table, table_name: str, primary_key: Any, columns: Any, deduplicated: bool
-) -> Any:
-    """``table`` as an item for ``table_name``, merged on ``primary_key``; ``deduplicated``:
-    no key stands twice in the load. Each table's hints ride on its items as a table
-    variant: hints on the resource itself would be copied into every table it yields, and
-    the rejects table has no task_id to be non-null."""
+def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) -> Any:
+    """``table`` as an item for ``table_name``, merged on ``primary_key``. Each table's
+    hints ride on its items as a table variant: hints on the resource itself would be
+    copied into every table it yields, and the rejects table has no task_id to be non-null."""
     return dlt.mark.with_hints(
         table,
         dlt.mark.make_hints(
@@ -242,7 +200,6 @@ def _merged(
             write_disposition="merge",
             primary_key=primary_key,
             columns=columns,
-            additional_table_hints={DEDUPLICATED_HINT: deduplicated},
         ),
         create_table_variant=True,
     )
