@@ -27,8 +27,8 @@ def test_pages_read_one_after_another_share_one_connection(emulator: Emulator) -
     session, _ = client._session()
     adapter = session.get_adapter(client.url)
     assert isinstance(adapter, requests.adapters.HTTPAdapter)
-    pools = adapter.poolmanager.pools
-    counts = [(pools[key].num_requests, pools[key].num_connections) for key in pools.keys()]
+    pools = adapter.poolmanager.pools  # urllib3's container refuses iteration, not keys()
+    counts = [(pools[k].num_requests, pools[k].num_connections) for k in pools.keys()]  # noqa: SIM118
     assert counts == [(5, 1)]
     client.close()
 
