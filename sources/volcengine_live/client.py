@@ -47,6 +47,7 @@ _NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -164,8 +165,8 @@ class LiveApiClient:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = "volcengine-live-dlt/0.1"
-            settings = session.merge_environment_settings(self.url, {}, True, None, None)
-            self._local.session, self._local.send_settings = session, settings
+            send_settings = session.merge_environment_settings(self.url, {}, True, None, None)
+            self._local.session, self._local.send_settings = session, send_settings
             with self._sessions_lock:
                 self._sessions.append(session)
         return session, self._local.send_settings
@@ -238,7 +239,7 @@ class LiveApiClient:
             timeout=(min(10.0, self.config.request_timeout), self.config.request_timeout),
             **send_settings,
         )
-        content = read_body(response)  # a truncated body raises ChunkedEncodingError here
+        content = _read_body(response)  # a truncated body raises ChunkedEncodingError here
         self.stats.count_answer()
         return parse_page(response.status_code, response.headers, content, page_num, page_size)
 
@@ -247,10 +248,7 @@ class LiveApiClient:
         return Scan(self.fetch_page, page_size, self.config.max_concurrency)
 
 
-_JSON = {"Content-Type": "application/json"}
-
-
-def read_body(response: requests.Response) -> bytes:
+def _read_body(response: requests.Response) -> bytes:
     """The whole body of a response sent with ``stream=True``, read in one call; its
     errors raised as ``Response.content`` raises them, so retries and fault counts name
     them alike. The connection goes back to the pool once the body is read."""
