@@ -3,7 +3,7 @@
 # Both pick a supported Python (3.10 to 3.14: `python3` when it fits, else the newest
 # python3.X on PATH; or PYTHON=/path/to/python), bootstrap uv into .venv-tools/ when no `uv` is
 # on PATH, and install the project into .venv from uv.lock, frozen: the same versions on
-# every machine and every supported Python. Without make: `uv sync --extra dev --extra
+# every machine and every supported Python. Without make: `uv sync --extra cli --extra dev --extra
 # notebook && uv run volcengine-live --demo`, or `pip install .` for the package alone.
 SHELL := /bin/bash
 VENV ?= .venv
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@echo "make: Python $$($(PYTHON) -c 'import platform; print(platform.python_version())') at $(PYTHON)"
 	@if [[ -x $(PY) ]] && [[ "$$($(PY) -c 'import sys; print(sys.version)')" != "$$($(PYTHON) -c 'import sys; print(sys.version)')" ]]; then \
 		echo "make: $(VENV) was built with another Python; rebuilding it"; rm -rf $(VENV); fi
-	$(UV) sync --frozen --quiet --extra dev --extra notebook --python $(PYTHON)
+	$(UV) sync --frozen --quiet --extra cli --extra dev --extra notebook --python $(PYTHON)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -100,12 +100,12 @@ test-dagster: $(STAMP) | $(UV)
 # benchmark runs its source beside this tree's, in the same command.
 BENCH_BASELINE ?= 6925227
 
-# The package as its users install it: its dependencies pinned by the lock, no extras (so no
+# The command as its users install it: pinned by the lock, the `cli` extra only (so no
 # pandas). The benchmark runs the source here, as a scheduled run would.
 RUNTIME_VENV ?= .venv-runtime
 
 $(RUNTIME_VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(RUNTIME_VENV) $(UV) sync --frozen --quiet --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(RUNTIME_VENV) $(UV) sync --frozen --quiet --extra cli --python $(PYTHON)
 	@touch $@
 
 bench: $(STAMP) $(RUNTIME_VENV)/.installed

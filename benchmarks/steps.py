@@ -55,7 +55,7 @@ def main() -> None:
 
     steps.done("import dlt")
     from volcengine_live import VolcengineCredentials, volcengine_live_source
-    from volcengine_live.destination import duckdb_destination
+    from volcengine_live_cli.duckdb_settings import duckdb_destination
 
     steps.done("import source")
     credentials = VolcengineCredentials()

@@ -45,7 +45,7 @@ def run_source(endpoint: str, workdir: Path, rps: float | None, refresh: bool) -
     credentials = VolcengineCredentials()
     credentials.access_key_id = ACCESS_KEY_ID
     credentials.secret_access_key = SECRET_ACCESS_KEY
-    from volcengine_live.destination import duckdb_destination
+    from volcengine_live_cli.duckdb_settings import duckdb_destination
 
     pipeline = dlt.pipeline(
         pipeline_name="bench_source",

@@ -34,7 +34,7 @@ while read -r version path; do
     mkdir -p .venv-matrix
     echo "matrix: Python $version at $path: venv from the lock, demo, fast tests" >&2
     work="$(mktemp -d)"
-    if UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --frozen --quiet --extra dev --python "$path" >"$log" 2>&1 &&
+    if UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --frozen --quiet --extra cli --extra dev --python "$path" >"$log" 2>&1 &&
         [[ "$("$venv/bin/python" -c 'import platform; print(platform.python_version())')" == "$version" ]] &&
         (cd "$work" && "$OLDPWD/$venv/bin/volcengine-live" --demo --progress none \
             --pipelines-dir "$work/pipelines") >>"$log" 2>&1 &&

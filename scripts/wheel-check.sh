@@ -20,7 +20,7 @@ echo "wheel-check: built $(basename "$wheel")"
 # What the wheel must hold: the source, the emulator, the CLI and the SQL files.
 contents="$("$python" -m zipfile -l "$wheel")"
 for needed in volcengine_live/__init__.py volcengine_live_emulator/__init__.py \
-    volcengine_live_pipeline.py volcengine_live/sql/upcoming_tasks.sql; do
+    volcengine_live_cli/command.py volcengine_live_cli/sql/upcoming_tasks.sql; do
     grep -q "$needed" <<<"$contents" || { echo "wheel-check: FAILED: $needed is not in the wheel" >&2; exit 1; }
 done
 

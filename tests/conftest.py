@@ -18,7 +18,7 @@ from dlt.common.known_env import DLT_DATA_DIR
 from dlt.common.runtime.run_context import global_dir
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
-from volcengine_live.metrics import last_run_metrics
+from volcengine_live_cli.metrics import last_run_metrics
 from volcengine_live_emulator import Emulator
 
 ACCESS_KEY_ID = "AKLTtestsuite"

@@ -20,8 +20,8 @@ from conftest import DATASET, Loader, credentials, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import ConfigurationError, configured_accounts, volcengine_live_source
+from volcengine_live_cli.command import main
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import main
 
 KEYS = {
     "cn": ("AKLTaccountCn0001", "cn-secret-1a2b3c"),

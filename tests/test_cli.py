@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 import dlt
 import duckdb
 import pytest
-from volcengine_live_run import pipeline_lock
 
 from volcengine_live import MISSING_CREDENTIALS, volcengine_live_source
+from volcengine_live_cli.command import EXIT_LOCKED, main
+from volcengine_live_cli.run import pipeline_lock
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import EXIT_LOCKED, main
 
 ACCESS_KEY = "AKLTcliTestKey0001"
 SECRET = "cli-test-secret-9f8e7d6c5b4a"  # must never appear in any output
@@ -333,7 +333,7 @@ def test_a_second_concurrent_run_exits_with_the_lock_code(
     pipelines = str(tmp_path / "pipelines")
     with pipeline_lock(pipelines, PIPELINE, wait=0):
         result = subprocess.run(
-            [sys.executable, "-m", "volcengine_live_pipeline", "--pipelines-dir", pipelines],
+            [sys.executable, "-m", "volcengine_live_cli", "--pipelines-dir", pipelines],
             cwd=tmp_path,
             capture_output=True,
             text=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 import dlt
 import pytest
 
-from volcengine_live.destination import DUCKDB_LOAD_SETTINGS, duckdb_destination
+from volcengine_live_cli.duckdb_settings import DUCKDB_LOAD_SETTINGS, duckdb_destination
 
 
 def _settings(path: Path) -> tuple[str, int]:

@@ -34,10 +34,10 @@ from typing import Any
 
 import duckdb
 import pytest
-import volcengine_live_report as report
 
+from volcengine_live_cli import report
+from volcengine_live_cli.command import main as cli_main
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import main as cli_main
 
 DATASET = "volcengine_live_dataset"
 SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -488,7 +488,7 @@ def test_the_probe_catches_a_broken_image(tmp_path: Path) -> None:
 def test_sql_files_fall_back_to_package_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Installed from a wheel there is no sql/ beside pipelines/: the files are read from the
+    """Installed from a wheel there is no sql/ beside the package: the files are read from the
     package's data instead, through the one function that reads them."""
     package = tmp_path / "site" / "shipped_sql_pkg"
     (package / "sql").mkdir(parents=True)

@@ -26,8 +26,8 @@ from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 from croniter import croniter
 from postgres_server import PostgresServer, postgres_server_or_skip
 
+from volcengine_live_cli.command import parse_args
 from volcengine_live_emulator import Emulator
-from volcengine_live_pipeline import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "deploy" / "github" / "volcengine_live.yml"

@@ -45,8 +45,8 @@ DEFAULT_FILES = ("volcengine_live.duckdb", "volcengine_live_demo.duckdb")
 (``<pipeline-name>.duckdb``); the report reads the one written last."""
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-"""The repo's ``sql/`` folder, beside ``pipelines/``."""
-SQL_PACKAGE = "volcengine_live"
+"""The repo's ``sql/`` folder, beside this package."""
+SQL_PACKAGE = "volcengine_live_cli"
 """Where an installed wheel may ship the same files instead, as ``<package>/sql/<name>``."""
 
 STALE_AFTER = timedelta(hours=24)

@@ -19,9 +19,10 @@ from typing import Any
 import dlt
 
 from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
-from volcengine_live.destination import duckdb_destination
-from volcengine_live.metrics import last_run_metrics
 from volcengine_live.settings import TABLE_NAME
+
+from .duckdb_settings import duckdb_destination
+from .metrics import last_run_metrics
 
 try:
     import fcntl
@@ -104,7 +105,7 @@ def build_pipeline(
     name = name or args.pipeline_name
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
     # writing to the file of the directory the pipeline first ran in. DuckDB's memory limit
-    # and threads are the source's (see volcengine_live.destination) unless dlt's
+    # and threads are the source's (see duckdb_settings) unless dlt's
     # configuration sets them.
     destination: Any = args.destination or duckdb_destination(
         os.path.abspath(f"{database or name}.duckdb")

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import dlt
-from volcengine_live_run import (
+
+from volcengine_live import ConfigurationError, accounts, configured_accounts
+
+from .metrics import extract_metrics
+from .run import (
     DestinationError,
     LockBusyError,
     RunResult,
@@ -31,16 +35,13 @@ from volcengine_live_run import (
     count_rows,
     pipeline_lock,
 )
-from volcengine_live_summary import (
+from .summary import (
     EXIT_ERROR,
     EXIT_OK,
     report_error,
     report_lock_busy,
     summarise,
 )
-
-from volcengine_live import ConfigurationError, accounts, configured_accounts
-from volcengine_live.metrics import extract_metrics
 
 
 @dataclass

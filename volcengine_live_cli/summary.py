@@ -1,5 +1,5 @@
 """What the command prints: a summary of a run, or one paragraph explaining why it
-failed, with the exit code that goes with it (listed in ``volcengine_live_pipeline``).
+failed, with the exit code that goes with it (listed in ``volcengine_live_cli.command``).
 
 Why the walk through dlt's ``LookupTraces``: dlt's own message for a missing setting lists
 every key it tried in every provider; the user needs the missing names and one example.
@@ -22,10 +22,11 @@ from dlt.common.configuration.exceptions import (
     LookupTraces,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
-from volcengine_live_run import DestinationError, RunResult
 
 from volcengine_live import ApiError, ConfigurationError, VolcengineLiveError
 from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME
+
+from .run import DestinationError, RunResult
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -34,8 +34,12 @@ import traceback
 from datetime import datetime
 
 from dlt.common.pipeline import get_dlt_pipelines_dir
-from volcengine_live_accounts import run_accounts
-from volcengine_live_run import (
+
+from volcengine_live.settings import MAX_PAGE_SIZE
+from volcengine_live.state import to_utc
+
+from .accounts import run_accounts
+from .run import (
     DATASET_NAME,
     DEMO_PIPELINE_NAME,
     DEMO_TASKS,
@@ -47,7 +51,7 @@ from volcengine_live_run import (
     pipeline_lock,
     run_pipeline,
 )
-from volcengine_live_summary import (
+from .summary import (
     EXIT_CONFIG,
     EXIT_LOCKED,
     EXIT_OK,
@@ -56,9 +60,6 @@ from volcengine_live_summary import (
     report_lock_busy,
     summarise,
 )
-
-from volcengine_live.settings import MAX_PAGE_SIZE
-from volcengine_live.state import to_utc
 
 __all__ = ["EXIT_LOCKED", "main", "parse_args"]
 
@@ -194,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code (see the module docstring)."""
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["report"]:
-        import volcengine_live_report
+        from . import report  # matplotlib is imported only for the report
 
-        return volcengine_live_report.main(arguments[1:])
+        return report.main(arguments[1:])
     try:
         args = parse_args(argv)
     except SystemExit as exit_:  # --help, or argparse's own usage error (code 2)
@@ -232,7 +233,3 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.pop("RUNTIME__LOG_LEVEL", None)
             else:
                 os.environ["RUNTIME__LOG_LEVEL"] = previous_level
-
-
-if __name__ == "__main__":
-    sys.exit(main())

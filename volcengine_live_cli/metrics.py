@@ -7,7 +7,7 @@ from typing import Any
 
 import dlt
 
-from .settings import TABLE_NAME
+from volcengine_live.settings import TABLE_NAME
 
 
 def last_run_metrics(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
