@@ -7,6 +7,8 @@ them (``VOLCENGINE_ACCESS_KEY`` / ``VOLCENGINE_SECRET_KEY``, or ``VOLC_ACCESSKEY
 ``VOLC_SECRETKEY``); settings under ``[sources.volcengine_live]`` in ``.dlt/config.toml``.
 """
 
+from datetime import datetime
+
 import dlt
 
 from volcengine_live import configured_accounts, volcengine_live_source
@@ -24,7 +26,7 @@ def load_tasks() -> None:
     print(load_info)
 
 
-def backfill(since: str, until: str) -> None:
+def backfill(since: datetime, until: datetime) -> None:
     """Tasks whose StartTime is in ``[since, until)``; the incremental state is left alone."""
     pipeline = dlt.pipeline(
         pipeline_name="volcengine_live",
@@ -49,5 +51,6 @@ def load_every_account() -> None:
 
 if __name__ == "__main__":
     load_tasks()
-    # backfill("2024-01-01T00:00:00+08:00", "2024-02-01T00:00:00+08:00")
+    # backfill(datetime.fromisoformat("2024-01-01T00:00:00+08:00"),
+    #          datetime.fromisoformat("2024-02-01T00:00:00+08:00"))
     # load_every_account()

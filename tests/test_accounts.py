@@ -19,7 +19,12 @@ import pytest
 from conftest import DATASET, Loader, credentials, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from volcengine_live import ConfigurationError, configured_accounts, volcengine_live_source
+from volcengine_live import (
+    ConfigurationError,
+    account_source,
+    configured_accounts,
+    volcengine_live_source,
+)
 from volcengine_live_cli.command import main
 from volcengine_live_emulator import Emulator
 
@@ -231,19 +236,22 @@ def test_bad_account_configuration_names_the_setting(
     for name, value in account_env(emulators).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match="account 'nope' is not configured"):
-        volcengine_live_source(account="nope")
+        account_source("nope")
     assert cli(capsys, "--account", "nope").code == 2
 
     monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ACCOUNTS__BP__PAGE_SIZE", "9000")
     with pytest.raises(ConfigurationError, match=r"page_size 9000 is out of range.*accounts\.bp"):
-        volcengine_live_source(account="bp")
+        account_source("bp")
+    assert account_source("bp", page_size=50) is not None  # what the call passes wins
 
     monkeypatch.delenv("SOURCES__VOLCENGINE_LIVE__ACCOUNTS__BP__CREDENTIALS__SECRET_ACCESS_KEY")
     # the shared credentials are never an account's: another account's tasks under its name
     monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", KEYS["cn"][0])
     monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", KEYS["cn"][1])
     with pytest.raises(ConfigurationError, match=r"accounts\.bp\.credentials"):
-        volcengine_live_source(account="bp")
+        account_source("bp")
+    with pytest.raises(ConfigurationError, match=r"build it with account_source\('bp'\)"):
+        volcengine_live_source(account="bp")  # signed with the shared keys (cn's), labelled bp
     run = cli(capsys, "--all-accounts")
     assert run.code == 2 and "SOURCES__VOLCENGINE_LIVE__ACCOUNTS__BP__CREDENTIALS" in run.err
     assert "Accounts: 1 loaded (cn); 1 failed (bp: exit code 2)" in run.out
@@ -252,7 +260,7 @@ def test_bad_account_configuration_names_the_setting(
     with pytest.raises(ConfigurationError, match="account 'cn_east-2' is not a valid account name"):
         configured_accounts()
     with pytest.raises(ConfigurationError, match="'default' is reserved"):
-        volcengine_live_source(account="default")
+        account_source("default")
 
 
 def test_without_accounts_nothing_changes_and_a_state_serves_one_account(

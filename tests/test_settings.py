@@ -1,6 +1,8 @@
-"""Every setting is checked by the source: a value of the wrong type, out of range or
-negative is refused with a ConfigurationError that names the setting and where to fix
-it, before any request; values written as environment strings are read as numbers."""
+"""Every setting is checked before any request: a value dlt cannot convert to the
+argument's type is refused by dlt naming the setting; a value out of range or negative (or
+of the wrong type, passed from Python) is refused by the source with a ConfigurationError
+that names the setting and where to fix it; values written as environment strings are read
+as numbers."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 import tomllib
 from conftest import credentials
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
 from volcengine_live import ConfigurationError, volcengine_live_source
 from volcengine_live.settings import SourceSettings
@@ -25,19 +28,35 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ("page_size", "abc"),
         ("page_size", "1.5"),
-        ("page_size", "0"),
         ("lookback_hours", "abc"),
-        ("lookback_hours", "-1"),
         ("requests_per_second", "fast"),
+        ("max_attempts", "true"),
+        ("initial_start_time", "yesterday"),
+    ],
+)
+def test_a_value_of_the_wrong_type_in_the_environment_is_refused_by_dlt_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"SOURCES__VOLCENGINE_LIVE__{name.upper()}", value)
+    with pytest.raises(ConfigValueCannotBeCoercedException) as refused:
+        volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT)
+    assert refused.value.field_name == name and f"`{name}`" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page_size", "0"),
+        ("page_size", "501"),
+        ("lookback_hours", "-1"),
         ("requests_per_second", "-5"),
         ("max_concurrency", "-1"),
         ("max_concurrency", "0"),
         ("request_timeout", "0"),
         ("max_attempts", "-1"),
-        ("max_attempts", "true"),
         ("backoff_seconds", "-0.5"),
         ("max_rescans", "-1"),
-        ("initial_start_time", "yesterday"),
+        ("deleted_tasks", "purge"),
         ("region", ""),
     ],
 )
@@ -65,7 +84,7 @@ def test_numbers_written_as_strings_are_read_as_numbers(monkeypatch: pytest.Monk
     for name, value in {
         "PAGE_SIZE": "250",
         "MAX_CONCURRENCY": "3",
-        "REQUESTS_PER_SECOND": "none",
+        "REQUESTS_PER_SECOND": "0",
         "BACKOFF_SECONDS": "0.25",
         "LOOKBACK_HOURS": "6",
     }.items():

@@ -18,7 +18,12 @@ from typing import Any
 
 import dlt
 
-from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
+from volcengine_live import (
+    ConfigurationError,
+    VolcengineCredentials,
+    account_source,
+    volcengine_live_source,
+)
 from volcengine_live.settings import TABLE_NAME
 
 from .duckdb_settings import duckdb_destination
@@ -121,7 +126,8 @@ def build_pipeline(
 
 
 def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
-    """The source; only options given on the command line override the dlt configuration.
+    """The source (an account's, with ``account`` in ``overrides``); only options given on
+    the command line override the dlt configuration.
 
     ``--since`` alone backfills up to now, ``--until`` alone from the beginning: either way
     the run is a backfill (``end_start_time`` set) and the incremental state stays as it was.
@@ -133,6 +139,9 @@ def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
         until = args.until or datetime.now(timezone.utc)
         kwargs["end_start_time"] = until.isoformat()
         kwargs["initial_start_time"] = args.since.isoformat() if args.since else None
+    account = kwargs.pop("account", None)
+    if account is not None:
+        return account_source(account, **kwargs)
     return volcengine_live_source(**kwargs)
 
 

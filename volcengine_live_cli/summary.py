@@ -17,6 +17,7 @@ import dlt
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationException,
+    ConfigValueCannotBeCoercedException,
     FieldLookupTraces,
     LookupTrace,
     LookupTraces,
@@ -24,7 +25,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import ApiError, ConfigurationError, VolcengineLiveError
-from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME
+from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME, where_to_fix
 
 from .run import DestinationError, RunResult
 
@@ -107,7 +108,9 @@ def summarise(
 
 
 def find_cause(error: BaseException) -> BaseException:
-    """The most telling exception in a dlt chain: ours if any, else the innermost."""
+    """The most telling exception in a dlt chain: ours if any, or dlt's word that a
+    configured value does not convert (its cause, a bare ValueError, names nothing), else the
+    innermost."""
     seen: set[int] = set()
     queue: list[BaseException] = [error]
     innermost = error
@@ -116,7 +119,7 @@ def find_cause(error: BaseException) -> BaseException:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, VolcengineLiveError):
+        if isinstance(current, (VolcengineLiveError, ConfigValueCannotBeCoercedException)):
             return current
         innermost = current
         for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
@@ -154,6 +157,15 @@ def _missing_fields(error: ConfigFieldMissingException) -> str:
     )
 
 
+def _not_convertible(error: ConfigValueCannotBeCoercedException) -> str:
+    """dlt could not convert a configured value to the source argument's type."""
+    name = getattr(error, "field_name", "?")
+    value = getattr(error, "field_value", None)
+    hint = getattr(error, "hint", None)
+    what = getattr(hint, "__name__", None) or str(hint)
+    return f"Configuration error: {name} {value!r} is not of type {what}. {where_to_fix(name)}"
+
+
 def report_error(error: BaseException, stream: TextIO) -> int:
     """Print one paragraph (what failed, why, what to do) and return the exit code."""
     cause = find_cause(error)
@@ -164,6 +176,8 @@ def report_error(error: BaseException, stream: TextIO) -> int:
         code, text = EXIT_API_REFUSED, f"The API refused the request. {cause}"
     elif isinstance(cause, VolcengineLiveError):  # RetriesExhaustedError, IncompleteScanError
         code, text = EXIT_API_UNAVAILABLE, f"Reading the task list failed. {cause}"
+    elif isinstance(cause, ConfigValueCannotBeCoercedException):
+        code, text = EXIT_CONFIG, _not_convertible(cause)
     elif isinstance(cause, ConfigFieldMissingException):
         try:
             code, text = EXIT_CONFIG, _missing_fields(cause)

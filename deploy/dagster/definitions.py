@@ -42,7 +42,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.runtime.collector import LogCollector
 from dlt.extract.source import DltSource
 
-from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live import VolcengineCredentials, account_source, volcengine_live_source
 from volcengine_live.accounts import DEFAULT_ACCOUNT
 
 PIPELINE_NAME = "volcengine_live"
@@ -66,11 +66,12 @@ def pipeline_name(account: str) -> str:
     return account_pipeline(account, PIPELINE_NAME)
 
 
-def account_source(account: str) -> DltSource:
+def source_of(account: str) -> DltSource:
     """The source of one account, its credentials and settings read from configuration."""
-    settings: dict[str, Any] = {} if account == DEFAULT_ACCOUNT else {"account": account}
-    source: DltSource = volcengine_live_source(**settings)
-    return source
+    if account == DEFAULT_ACCOUNT:
+        source: DltSource = volcengine_live_source()
+        return source
+    return account_source(account)
 
 
 def naming_source() -> DltSource:
@@ -80,7 +81,7 @@ def naming_source() -> DltSource:
     resource; the process loading them (``dagster dev``, the daemon, a code server) need not
     have the credentials, and without them the source refuses to be created. So this one
     gets placeholders (it sends nothing), and every run builds the real source from
-    configuration (``account_source``) and hands it to ``DagsterDltResource.run``.
+    configuration (``source_of``) and hands it to ``DagsterDltResource.run``.
     """
     placeholder = VolcengineCredentials()
     placeholder.access_key_id = "unused"
@@ -124,7 +125,7 @@ def account_assets(account: str) -> AssetsDefinition:
         op_tags={"volcengine_live/account": account},
     )
     def load(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
-        yield from dlt.run(context=context, dlt_source=account_source(account))
+        yield from dlt.run(context=context, dlt_source=source_of(account))
 
     return load
 

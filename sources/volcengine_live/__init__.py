@@ -16,17 +16,16 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Optional
 
 import dlt
 import pyarrow as pa
-from dlt.common.configuration.inject import get_orig_args, last_config
 from dlt.sources import DltResource
 
 from . import accounts, settings
-from .accounts import configured_accounts
+from .accounts import account_source, configured_accounts
 from .client import LiveApiClient
-from .credentials import VolcengineCredentials
+from .credentials import MISSING_CREDENTIALS, VolcengineCredentials
 from .deletions import DeletionFinder
 from .errors import (
     ApiError,
@@ -37,17 +36,18 @@ from .errors import (
 )
 from .incremental import StateObserver, WritePlan
 from .reader import ListPass, ListReader
-from .settings import Setting
 from .state import IncrementalState
 from .writer import RunWriter, spill_directory
 
 __all__ = [
+    "MISSING_CREDENTIALS",
     "ApiError",
     "ConfigurationError",
     "IncompleteScanError",
     "RetriesExhaustedError",
     "VolcengineCredentials",
     "VolcengineLiveError",
+    "account_source",
     "configured_accounts",
     "pull_record_tasks",
     "volcengine_live_source",
@@ -56,24 +56,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+# The annotations are read by dlt at runtime: typing.Optional, not `X | None`, for Python 3.10.
 @dlt.source(name="volcengine_live", max_table_nesting=0)
 def volcengine_live_source(
     credentials: VolcengineCredentials = dlt.secrets.value,
-    endpoint: Setting = settings.DEFAULT_ENDPOINT,
-    region: Setting = settings.DEFAULT_REGION,
-    page_size: Setting = settings.DEFAULT_PAGE_SIZE,
-    lookback_hours: Setting = settings.DEFAULT_LOOKBACK_HOURS,
-    initial_start_time: Setting = None,
-    end_start_time: Setting = None,
-    requests_per_second: Setting = settings.DEFAULT_REQUESTS_PER_SECOND,
-    max_concurrency: Setting = settings.DEFAULT_MAX_CONCURRENCY,
-    request_timeout: Setting = settings.DEFAULT_REQUEST_TIMEOUT,
-    max_attempts: Setting = settings.DEFAULT_MAX_ATTEMPTS,
-    backoff_seconds: Setting = settings.DEFAULT_BACKOFF_SECONDS,
-    max_rescans: Setting = settings.DEFAULT_MAX_RESCANS,
-    deleted_tasks: Setting = settings.DEFAULT_DELETED_TASKS,
-    account: Setting = None,
-    **injection_kwargs: Any,
+    endpoint: str = settings.DEFAULT_ENDPOINT,
+    region: str = settings.DEFAULT_REGION,
+    page_size: int = settings.DEFAULT_PAGE_SIZE,
+    lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
+    initial_start_time: Optional[datetime] = None,  # noqa: UP045
+    end_start_time: Optional[datetime] = None,  # noqa: UP045
+    requests_per_second: Optional[float] = settings.DEFAULT_REQUESTS_PER_SECOND,  # noqa: UP045
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
+    request_timeout: float = settings.DEFAULT_REQUEST_TIMEOUT,
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: float = settings.DEFAULT_BACKOFF_SECONDS,
+    max_rescans: int = settings.DEFAULT_MAX_RESCANS,
+    deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
+    account: Optional[str] = None,  # noqa: UP045
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
 
@@ -81,40 +81,35 @@ def volcengine_live_source(
     every other argument is a setting, with its meaning and range in the settings table of
     the README beside this file. ``account``, a short label (``cn``, ``byteplus``) for one of
     several accounts loading into one dataset, adds an ``account`` column to both tables,
-    merged on ``(account, task_id)``, and reads every other setting from
-    ``[sources.volcengine_live.accounts.<account>]``; see ``accounts.py``.
+    merged on ``(account, task_id)``; an account configured under
+    ``[sources.volcengine_live.accounts.<account>]`` is built with :func:`account_source`,
+    which reads its own credentials and settings (see ``accounts.py``).
 
     Raises:
-        ConfigurationError: credentials missing, or a setting of the wrong type or out of
-            range; the message names it and where to fix it.
+        ConfigurationError: credentials missing, a setting out of range, or a configured
+            account given other credentials than its own; the message names the setting
+            and where to fix it.
     """
-    arguments = {name: value for name, value in locals().items() if name != "injection_kwargs"}
-    # **injection_kwargs only to learn from dlt which arguments the call passed (they win
-    # over an account's section); anything else in it is a misspelt argument.
-    unknown = sorted(k for k in injection_kwargs if not k.startswith("_dlt_"))
-    if unknown:
-        raise TypeError(f"volcengine_live_source() got unexpected arguments: {unknown}")
     label = None if account is None else accounts.check_name(account)
-    if label is not None:
-        spec = type(last_config(**injection_kwargs))
-        passed = get_orig_args(**injection_kwargs)[1]
-        arguments.update(accounts.account_values(label, spec, passed))
-        try:
-            return _tasks_resource(arguments, label)
-        except ConfigurationError as error:  # it names [sources.volcengine_live] only
-            raise ConfigurationError(
-                f"{error} For account {label!r} alone: [{accounts.ACCOUNTS_SECTION}.{label}]."
-            ) from None
-    return _tasks_resource(arguments, label)
-
-
-def _tasks_resource(arguments: dict[str, Any], account: str | None) -> DltResource:
-    """The resource for resolved source arguments: credentials and settings checked."""
-    credentials = arguments.pop("credentials")
-    arguments.pop("account", None)
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
         raise ConfigurationError(MISSING_CREDENTIALS)
-    checked = settings.SourceSettings.checked(**arguments)
+    if label is not None:
+        accounts.check_own_credentials(label, credentials.access_key_id)
+    checked = settings.SourceSettings.checked(
+        endpoint=endpoint,
+        region=region,
+        page_size=page_size,
+        lookback_hours=lookback_hours,
+        initial_start_time=initial_start_time,
+        end_start_time=end_start_time,
+        requests_per_second=requests_per_second,
+        max_concurrency=max_concurrency,
+        request_timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_seconds=backoff_seconds,
+        max_rescans=max_rescans,
+        deleted_tasks=deleted_tasks,
+    )
     client = LiveApiClient(
         credentials.access_key_id,
         credentials.secret_access_key,
@@ -129,18 +124,8 @@ def _tasks_resource(arguments: dict[str, Any], account: str | None) -> DltResour
         until=checked.end_start_time,
         max_rescans=checked.max_rescans,
         deleted_tasks=checked.deleted_tasks,
-        account=account,
+        account=label,
     )
-
-
-MISSING_CREDENTIALS = (
-    "Volcengine credentials are missing. Put them in one of three places: "
-    "(1) .dlt/secrets.toml under [sources.volcengine_live.credentials] as access_key_id and "
-    "secret_access_key; (2) the environment variables "
-    "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID and "
-    "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY; (3) the official SDKs' "
-    "VOLC_ACCESSKEY and VOLC_SECRETKEY."
-)
 
 
 @dlt.resource(name=settings.TABLE_NAME, write_disposition="merge")

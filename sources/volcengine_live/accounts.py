@@ -7,11 +7,19 @@ An account's rows carry its name in an ``account`` column and are merged on
 own pipeline (``volcengine_live_<name>``), so its incremental state and its rate limiter are
 its own. Without the ``account`` setting nothing changes: no column, key ``task_id``.
 
->>> from volcengine_live import configured_accounts, volcengine_live_source
+>>> from volcengine_live import account_source, configured_accounts
 >>> for name in configured_accounts():
 ...     pipeline = dlt.pipeline(f"volcengine_live_{name}", destination="duckdb",
 ...                             dataset_name="volcengine_live_dataset")
-...     pipeline.run(volcengine_live_source(account=name))
+...     pipeline.run(account_source(name))
+
+Why not dlt's ``volcengine_live_source.clone(name=..., section=...)``: a clone reads
+``[sources.<section>.<name>]``, two levels deep, so the accounts could not stay under
+``[sources.volcengine_live.accounts.<name>]`` beside the shared settings they fall back to,
+and it renames the schema, hence the state, of each account's pipeline. Here an account's
+settings are read with dlt's public accessors (``dlt.config``, ``dlt.secrets``) and passed
+to the source as arguments, so dlt's own precedence applies: what the call passes, then the
+account's section, then ``[sources.volcengine_live]``, then the defaults.
 """
 
 from __future__ import annotations
@@ -22,16 +30,14 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from dlt.common.configuration import resolve_configuration
-from dlt.common.configuration.container import Container
+import dlt
 from dlt.common.configuration.providers import ConfigProvider
-from dlt.common.configuration.specs import BaseConfiguration
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.typing import TSecretStrValue
+from dlt.sources import DltSource
 
 from .credentials import VolcengineCredentials
 from .errors import ConfigurationError
-from .settings import SECTION, where_to_fix
+from .settings import SECTION, SETTING_NAMES, where_to_fix
 
 ACCOUNTS_KEY = "accounts"
 ACCOUNTS_SECTION = f"{SECTION}.{ACCOUNTS_KEY}"
@@ -111,33 +117,68 @@ def check_name(value: Any) -> str:
     return value
 
 
-def account_values(
-    account: str, spec: type[BaseConfiguration], explicit: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The source's arguments for ``account``, resolved by dlt under
-    ``sources.volcengine_live.accounts.<account>``; what the call passed wins, and a setting
-    the account's section lacks comes from ``[sources.volcengine_live]`` (dlt's own fallback
-    to the enclosing section), except the credentials: they must be the account's own.
+def account_source(account: str, **arguments: Any) -> DltSource:
+    """The source of one configured account: its own credentials, its section's settings
+    (``[sources.volcengine_live.accounts.<account>]``), ``arguments`` winning over both; a
+    setting the section lacks comes from ``[sources.volcengine_live]`` as usual.
 
     Raises:
-        ConfigurationError: accounts are configured and ``account`` is not one of them, or
-            the account has no credentials of its own.
+        ConfigurationError: ``account`` is not a valid name or not configured, the account has
+            no credentials of its own, or one of its settings is bad (the message names the
+            account's section).
     """
+    from . import volcengine_live_source  # the source module imports this one
+
+    label = check_name(account)
     configured = configured_accounts()
-    if account not in configured:
-        if not configured:  # a single account with a label: its settings stay where they are
-            return {}
+    if label not in configured:
+        listed = ", ".join(configured) or "none"
         raise ConfigurationError(
-            f"account {account!r} is not configured: there is no [{ACCOUNTS_SECTION}."
-            f"{account}] section. Configured accounts: {', '.join(configured)}."
+            f"account {label!r} is not configured: there is no [{ACCOUNTS_SECTION}.{label}] "
+            f"section. Configured accounts: {listed}."
         )
-    given = dict(explicit)
-    given["account"] = account
-    if given.get("credentials") is None:
-        given["credentials"] = _own_credentials(account)
-    sections = (*SECTION.split("."), ACCOUNTS_KEY, account)
-    resolved = resolve_configuration(spec(), sections=sections, explicit_value=given)
-    return dict(resolved)
+    values: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        value = _account_value(label, name)
+        if value is not None:
+            values[name] = value
+    values.update(arguments)
+    if values.get("credentials") is None:
+        values["credentials"] = _own_credentials(label)
+    values["account"] = label
+    try:
+        source: DltSource = volcengine_live_source(**values)
+    except ConfigurationError as error:  # it names [sources.volcengine_live] only
+        raise ConfigurationError(
+            f"{error} For account {label!r} alone: [{ACCOUNTS_SECTION}.{label}]."
+        ) from None
+    return source
+
+
+def check_own_credentials(account: str, access_key_id: str) -> None:
+    """Refuse a configured account signed with other credentials than its own: the shared
+    ``[sources.volcengine_live.credentials]`` would load another account's tasks under this
+    account's name.
+
+    Raises:
+        ConfigurationError: the account is configured and ``access_key_id`` is not its own.
+    """
+    if account not in configured_accounts():
+        return  # a single account with a label: its credentials stay where they are
+    sections = (*SECTION.split("."), ACCOUNTS_KEY, account, "credentials")
+    own = _lookup(_CREDENTIAL_FIELDS[0], sections)
+    if own is None or str(own) != access_key_id:
+        raise ConfigurationError(
+            f"account {account!r} is configured under [{ACCOUNTS_SECTION}.{account}], but the "
+            f"source was given other credentials: build it with account_source({account!r}), "
+            "which reads the account's own credentials and settings."
+        )
+
+
+def _account_value(account: str, name: str) -> Any:
+    """A setting as the account's section holds it (a TOML value or an environment string,
+    checked by the source like any other), or ``None``."""
+    return _lookup((name, Any, False), (*SECTION.split("."), ACCOUNTS_KEY, account))
 
 
 def _own_credentials(account: str) -> VolcengineCredentials:
@@ -149,14 +190,10 @@ def _own_credentials(account: str) -> VolcengineCredentials:
     """
     sections = (*SECTION.split("."), ACCOUNTS_KEY, account, "credentials")
     found: dict[str, Any] = {}
-    for field, hint, secret in _CREDENTIAL_FIELDS:
-        for provider in _providers():
-            if secret and not provider.supports_secrets:
-                continue
-            value, _ = provider.get_value(field, hint, None, *sections)
-            if value is not None:
-                found[field] = str(value)
-                break
+    for field in _CREDENTIAL_FIELDS:
+        value = _lookup(field, sections)
+        if value is not None:
+            found[field[0]] = str(value)
     if not found.get("access_key_id") or not found.get("secret_access_key"):
         where = f"{ACCOUNTS_SECTION}.{account}.credentials"
         variable = where.upper().replace(".", "__")
@@ -192,7 +229,21 @@ def mark_state(state: MutableMapping[str, Any], account: str | None) -> None:
         state[STATE_ACCOUNT] = account
 
 
+def _lookup(field: tuple[str, Any, bool], sections: tuple[str, ...]) -> Any:
+    """``field`` (name, type, secret) in exactly ``sections``, from the first provider that
+    has it; secrets only from providers that may hold them. Without dlt's fallback to the
+    enclosing sections, which is what an account's own value means."""
+    name, hint, secret = field
+    for provider in _providers():
+        if secret and not provider.supports_secrets:
+            continue
+        value, _ = provider.get_value(name, hint, None, *sections)
+        if value is not None:
+            return value
+    return None
+
+
 def _providers() -> list[ConfigProvider]:
-    """dlt's config providers in lookup order (environment, secrets.toml, config.toml, ...)."""
-    providers = Container()[PluggableRunContext].providers.providers
-    return [p for p in providers if not p.is_empty]
+    """dlt's config providers in lookup order (environment, secrets.toml, config.toml, ...),
+    through the public accessor (``dlt.config.config_providers``)."""
+    return [p for p in dlt.config.config_providers if not p.is_empty]

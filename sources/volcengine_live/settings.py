@@ -1,10 +1,11 @@
 """Every setting of the source in one place: its default, the fixed facts of the
 ``ListPullRecordTask`` API, and the check each configured value must pass.
 
-Why the source checks values itself rather than leaving it to dlt's type coercion: dlt's
-error for ``SOURCES__VOLCENGINE_LIVE__PAGE_SIZE=abc`` names neither the place to fix nor the
-range, a value passed from Python is not coerced at all, and a negative count would be
-accepted. Every bad value raises :class:`ConfigurationError` naming the setting.
+The source's arguments carry real types, so dlt converts what it reads from configuration
+(``SOURCES__VOLCENGINE_LIVE__PAGE_SIZE=250`` is the int 250) and refuses what it cannot
+convert, naming the setting. The checks here add what types cannot say: ranges, choices, and
+values passed from Python, which dlt does not convert. Every bad value raises
+:class:`ConfigurationError` naming the setting and where to fix it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from .errors import ConfigurationError
 from .state import to_utc
@@ -74,18 +75,31 @@ SETTLED_STATUS_CODES = frozenset({"stopped", "finished"})
 """Codes that do not change again. Every other status (unknown ones included) is re-read
 on each run until it settles."""
 
-ENV_ACCESS_KEY = "VOLC_ACCESSKEY"
-ENV_SECRET_KEY = "VOLC_SECRETKEY"
-ENV_SESSION_TOKEN = "VOLC_SESSIONTOKEN"
-"""Environment variables the official Volcengine SDKs read."""
+ENV_ACCESS_KEY = ("VOLCENGINE_ACCESS_KEY", "VOLC_ACCESSKEY")
+ENV_SECRET_KEY = ("VOLCENGINE_SECRET_KEY", "VOLC_SECRETKEY")
+ENV_SESSION_TOKEN = ("VOLCENGINE_SESSION_TOKEN", "VOLC_SESSIONTOKEN")
+"""Environment variables of the official Volcengine SDKs, the newer names (also read by
+Volcengine's Live MCP server) first; used when dlt's configuration has no credentials."""
 
 
 SECTION = "sources.volcengine_live"
 
-Setting = Optional[Any]  # noqa: UP045 (dlt reads the annotation at runtime)
-"""The type of each setting in the source's signature. For this type alone dlt hands the
-value over as configured (a TOML number, an environment string) instead of coercing it,
-so that :meth:`SourceSettings.checked` can refuse a bad one by name."""
+SETTING_NAMES = (
+    "endpoint",
+    "region",
+    "page_size",
+    "lookback_hours",
+    "initial_start_time",
+    "end_start_time",
+    "requests_per_second",
+    "max_concurrency",
+    "request_timeout",
+    "max_attempts",
+    "backoff_seconds",
+    "max_rescans",
+    "deleted_tasks",
+)
+"""The source's settings (its arguments but ``credentials`` and ``account``)."""
 
 
 def where_to_fix(name: str) -> str:

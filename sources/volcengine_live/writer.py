@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dlt
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,6 +37,7 @@ TASK_COLUMN_HINTS: Any = {
     "seen_at": {"data_type": "timestamp", "timezone": True, "dedup_sort": "desc"},
     "data_issues": {"data_type": "text", "nullable": True},
     "deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
+    "_dlt_load_id": {"data_type": "text", "nullable": True},
 }
 
 REJECT_COLUMN_HINTS: Any = {
@@ -44,6 +46,7 @@ REJECT_COLUMN_HINTS: Any = {
     "raw_record": {"data_type": "text", "nullable": True},
     "page_num": {"data_type": "bigint", "nullable": True},
     "seen_at": {"data_type": "timestamp", "timezone": True, "nullable": True},
+    "_dlt_load_id": {"data_type": "text", "nullable": True},
 }
 
 
@@ -194,7 +197,7 @@ def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) ->
     hints ride on its items as a table variant: hints on the resource itself would be
     copied into every table it yields, and the rejects table has no task_id to be non-null."""
     return dlt.mark.with_hints(
-        table,
+        with_load_id(table),
         dlt.mark.make_hints(
             table_name=table_name,
             write_disposition="merge",
@@ -203,3 +206,44 @@ def _merged(table: pa.Table, table_name: str, primary_key: Any, columns: Any) ->
         ),
         create_table_variant=True,
     )
+
+
+LOAD_ID_COLUMN = "_dlt_load_id"
+
+
+def with_load_id(rows: pa.Table) -> pa.Table:
+    """``rows`` with dlt's ``_dlt_load_id``: the package being extracted, the id dlt writes
+    to ``_dlt_loads`` when it loads it.
+
+    Why here: dlt adds ``_dlt_load_id`` to the rows it normalizes from Python objects, but
+    leaves Arrow tables as they are unless the user sets
+    ``normalize.parquet_normalizer.add_dlt_load_id`` (then dlt replaces this column with its
+    own, the same id). Lineage should not depend on a setting users do not know about.
+    """
+    load_id = current_load_id()
+    if load_id is None:
+        return rows
+    if LOAD_ID_COLUMN in rows.column_names:
+        rows = rows.drop_columns([LOAD_ID_COLUMN])
+    # one string and a byte per row: a million rows of a 17-character id would be 20 MB
+    ids = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows.num_rows, np.int8)), pa.array([load_id], pa.string())
+    )
+    # nullable: a table loaded before this column existed gets it added, null in old rows
+    return rows.append_column(pa.field(LOAD_ID_COLUMN, ids.type), ids)
+
+
+def current_load_id() -> str | None:
+    """The load id of the package dlt is extracting into, or ``None`` outside an extract.
+
+    ``dlt.current.load_package_state`` in dlt 1.31; older releases call the same thing
+    ``dlt.current.load_package``.
+    """
+    current: Any = dlt.current
+    getter = getattr(current, "load_package_state", None) or getattr(current, "load_package", None)
+    if getter is None:
+        return None
+    try:
+        return str(getter()["load_id"])
+    except Exception:  # not inside an extract (a writer used on its own, in a test)
+        return None

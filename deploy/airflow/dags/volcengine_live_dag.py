@@ -103,7 +103,7 @@ def load_account(account: str) -> dict[str, Any]:
     import dlt
     from dlt.common.runtime.collector import LogCollector
 
-    from volcengine_live import volcengine_live_source
+    from volcengine_live import account_source, volcengine_live_source
 
     # The older VOLCENGINE_LIVE_DESTINATION still wins; otherwise dlt reads destination_type
     # (DESTINATION_TYPE=postgres, or destination_type in .dlt/config.toml).
@@ -117,8 +117,10 @@ def load_account(account: str) -> dict[str, Any]:
             pipelines_dir=workdir,
             progress=LogCollector(log_period=30, dump_system_stats=False),
         )
-        settings: dict[str, Any] = {} if account == DEFAULT_ACCOUNT else {"account": account}
-        info = pipeline.run(volcengine_live_source(**settings))
+        source = (
+            volcengine_live_source() if account == DEFAULT_ACCOUNT else account_source(account)
+        )
+        info = pipeline.run(source)
         info.raise_on_failed_jobs()
         trace = pipeline.last_trace
         normalized = trace.last_normalize_info if trace else None
