@@ -117,9 +117,7 @@ def load_account(account: str) -> dict[str, Any]:
             pipelines_dir=workdir,
             progress=LogCollector(log_period=30, dump_system_stats=False),
         )
-        source = (
-            volcengine_live_source() if account == DEFAULT_ACCOUNT else account_source(account)
-        )
+        source = volcengine_live_source() if account == DEFAULT_ACCOUNT else account_source(account)
         info = pipeline.run(source)
         info.raise_on_failed_jobs()
         trace = pipeline.last_trace
