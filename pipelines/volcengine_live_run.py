@@ -103,9 +103,8 @@ def build_pipeline(
     name their own pipelines and share one file."""
     name = name or args.pipeline_name
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
-    # writing to the file of the directory the pipeline first ran in. DuckDB's memory limit
-    # and threads are the source's (see volcengine_live.destination) unless dlt's
-    # configuration sets them.
+    # writing to the file of the directory the pipeline first ran in. DuckDB runs at its own
+    # defaults unless dlt's configuration sets global_config (volcengine_live.destination).
     destination: Any = args.destination or duckdb_destination(
         os.path.abspath(f"{database or name}.duckdb")
     )
