@@ -10,7 +10,7 @@ from pathlib import Path
 import dlt
 import duckdb
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator
+from conftest import configure_the_command, make_emulator
 
 from volcengine_live.destination import duckdb_destination
 from volcengine_live_pipeline import main
@@ -82,11 +82,7 @@ def test_twenty_thousand_tasks_with_thirty_new_fields_load_with_the_commands_def
         for _ in range(WIDE_TASKS):
             extra = {n: "".join(letters.choices(string.ascii_letters, k=25)) for n in names}
             emulator.store.create_task(extra)
-        monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emulator.endpoint)
-        monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY_ID)
-        monkeypatch.setenv(
-            "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET_ACCESS_KEY
-        )
+        configure_the_command(monkeypatch, emulator)
         code = main(["--pipelines-dir", str(tmp_path / "pipelines"), "--progress", "none"])
     err = capsys.readouterr().err
     assert code == 0, err

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 import dlt
+from dlt.common.typing import TLoaderFileFormat
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from .errors import ConfigurationError
@@ -39,6 +40,32 @@ def duckdb_destination(database: str) -> Any:
     if configured:
         credentials.global_config = configured
     return dlt.destinations.duckdb(credentials)
+
+
+QUOTE_SAFE_FILE_FORMAT: TLoaderFileFormat = "insert_values"
+"""The load file format when the pipeline's folder has a ``'`` in its path (see below)."""
+
+
+def quote_safe_hints() -> Any | None:
+    """Hints that keep a DuckDB load working when the pipeline's working folder has a ``'``
+    in its path (a home such as ``/home/o'brien``); ``None`` when none are needed.
+
+    dlt's DuckDB copy job loads a Parquet file with ``read_parquet('<path>')``, the path
+    not escaped (``dlt/destinations/impl/duckdb/duck.py``): such a path fails every load.
+    ``insert_values`` files are loaded as SQL text instead, naming no path. They are slower
+    to write and load than Parquet, so they are used only when the path needs them; the
+    pipeline that runs the source (the command's, or any dlt user's) decides.
+    """
+    try:
+        pipeline = dlt.current.pipeline()
+    except Exception:  # no active pipeline: the resource is iterated on its own
+        return None
+    destination = pipeline.destination
+    if destination is None or "'" not in str(pipeline.working_dir):
+        return None
+    if not destination.destination_type.endswith((".duckdb", ".motherduck")):
+        return None
+    return dlt.mark.make_hints(file_format=QUOTE_SAFE_FILE_FORMAT)
 
 
 def configured_global_config() -> dict[str, Any]:
