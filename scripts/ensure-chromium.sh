@@ -8,6 +8,9 @@
 # install, it says so loudly and the render test skips (unless
 # VOLCENGINE_LIVE_REQUIRE_CHROMIUM=1, which makes the test fail instead).
 set -uo pipefail
+# Root's cron runs with PATH=/usr/bin:/bin: without the sbin folders dpkg (under apt-get)
+# stops with "ldconfig ... not found in PATH", and Debian's system programs live there.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 have_chromium() {
     command -v chromium >/dev/null || command -v chromium-browser >/dev/null \

@@ -7,6 +7,9 @@
 # package with apt-get when they are missing and this runs as root. Never fails the caller:
 # where it cannot install, it says so loudly and the Postgres tests skip.
 set -uo pipefail
+# Root's cron runs with PATH=/usr/bin:/bin: without the sbin folders dpkg (under apt-get)
+# stops with "ldconfig ... not found in PATH", and Debian's system programs live there.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 have_server() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null

@@ -131,6 +131,16 @@ def make_emulator(tasks: int = 2000, seed: int = 11, **options: Any) -> Emulator
     )
 
 
+def configure_the_command(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> None:
+    """Point ``volcengine-live`` at ``emulator`` with the suite's credentials, the dlt way
+    (environment variables), as a user's configuration would."""
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emulator.endpoint)
+    monkeypatch.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv(
+        "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET_ACCESS_KEY
+    )
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with make_emulator() as emu:

@@ -52,13 +52,33 @@ class PostgresServer:
         )
 
 
+SYSTEM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin")
+"""Where Debian puts system programs: root's cron runs with ``PATH=/usr/bin:/bin``, which
+has no ``sbin``, so ``runuser`` (``/usr/sbin``) is not found by its bare name there."""
+
+
+def system_program(name: str) -> str:
+    """The absolute path of the system program ``name``: on PATH, else in the system
+    folders; raises FileNotFoundError naming the folders searched."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SYSTEM_DIRS))
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} is neither on PATH nor in {', '.join(SYSTEM_DIRS)}: install util-linux"
+        )
+    return os.path.abspath(found)
+
+
 def server_bindir() -> str | None:
-    """The newest PostgreSQL server's bin folder (Debian layout first, then PATH)."""
+    """The newest PostgreSQL server's bin folder (Debian layout first, then PATH and the
+    system folders)."""
     for bindir in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version, reverse=True):
         if os.access(os.path.join(bindir, "initdb"), os.X_OK):
             return bindir
-    initdb = shutil.which("initdb")
-    return os.path.dirname(os.path.realpath(initdb)) if initdb else None
+    try:
+        initdb = system_program("initdb")
+    except FileNotFoundError:
+        return None
+    return os.path.dirname(os.path.realpath(initdb))
 
 
 def _version(path: str) -> float:
@@ -82,7 +102,7 @@ class _Cluster:
         if os.geteuid() == 0:
             name = "postgres" if _user_exists("postgres") else "nobody"
             owner = pwd.getpwnam(name)
-            self.prefix = ["runuser", "-u", name, "--"]
+            self.prefix = [system_program("runuser"), "-u", name, "--"]
         self.root = tempfile.mkdtemp(prefix="volcengine-live-pg-")
         self.data = os.path.join(self.root, "data")
         self.log = os.path.join(self.root, "server.log")

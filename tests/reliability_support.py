@@ -87,17 +87,26 @@ def live_tasks(emulator: Emulator) -> dict[str, Any]:
 
 def assert_live_tasks_match(loader: Loader, deleted: set[str]) -> None:
     """Like ``assert_matches_emulator``, for a list that had tasks deleted: every live task is
-    in the destination once with its current status; the only extra rows are deleted tasks,
-    because a merge cannot see an absence (deletes are not propagated, by design)."""
+    in the destination once with its current status and no ``deleted_at``; every row that
+    is not live is a deleted task, flagged with ``deleted_at`` (the source's default
+    ``deleted_tasks = "flag"``). A deleted task the destination never saw has no row."""
     expected = live_tasks(loader.emulator)
     counts = loader.query("SELECT count(*), count(DISTINCT task_id) FROM pull_record_tasks")
     assert counts[0][0] == counts[0][1], "duplicate task_id rows"
-    loaded = dict(loader.query("SELECT task_id, status FROM pull_record_tasks"))
+    rows = loader.query("SELECT task_id, status, deleted_at IS NOT NULL FROM pull_record_tasks")
+    loaded = {task_id: status for task_id, status, _ in rows}
+    flagged = {task_id for task_id, _, is_flagged in rows if is_flagged}
     missing = expected.keys() - loaded.keys()
     assert not missing, f"{len(missing)} live tasks missing, e.g. {sorted(missing)[:3]}"
     extra = loaded.keys() - expected.keys()
     assert extra <= deleted, (
         f"rows that are neither live nor deleted: {sorted(extra - deleted)[:3]}"
+    )
+    wrongly = flagged & expected.keys()
+    assert not wrongly, f"{len(wrongly)} live tasks flagged deleted, e.g. {sorted(wrongly)[:3]}"
+    unflagged = extra - flagged
+    assert not unflagged, (
+        f"{len(unflagged)} deleted tasks not flagged, e.g. {sorted(unflagged)[:3]}"
     )
     stale = {
         tid: (loaded[tid], status) for tid, status in expected.items() if loaded[tid] != status

@@ -8,6 +8,8 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -394,3 +396,109 @@ def test_the_filesystem_destination_as_delta_tables(
     table = deltalake.DeltaTable(str(tmp_path / "lake" / DATASET / "pull_record_tasks"))
     ids = table.to_pyarrow_table(columns=["task_id"]).column("task_id").to_pylist()
     assert sorted(ids) == sorted(task["TaskId"] for task in configured.store.all_tasks())
+
+
+# ------------------------------------------------- errors that must name what to fix (issue 23)
+
+
+def run_script(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``volcengine-live`` in its own process, in ``cwd``."""
+    return subprocess.run(
+        [str(SCRIPT), *args, "--pipelines-dir", str(cwd / "pipelines"), "--progress", "none"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_broken_config_toml_exits_2_naming_the_file_and_the_line(tmp_path: Path) -> None:
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text("[sources.volcengine_live\npage_size = 3\n")
+    result = run_script(tmp_path, "--demo")
+    assert result.returncode == 2, result.stderr
+    assert ".dlt/config.toml is not valid TOML" in result.stderr
+    assert "line 1" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "volcengine_live_demo.duckdb").exists()
+
+
+def test_a_malformed_duckdb_global_config_exits_2_naming_the_variable(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", "{bad")
+    run = cli(capsys)
+    assert run.code == 2
+    assert "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" in run.err
+    assert "[destination.duckdb.credentials]" in run.err and "not valid JSON" in run.err
+    assert configured.stats.requests == 0
+
+
+def test_an_unknown_destination_exits_2_naming_the_option(
+    configured: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = cli(capsys, "--destination", "bogus")
+    assert run.code == 2
+    assert "--destination 'bogus' is not a dlt destination" in run.err
+    assert "[destination.bogus]" in run.err and "Traceback" not in run.err
+    assert configured.stats.requests == 0
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "o'brien", ".hidden", "-x"])
+def test_a_pipeline_name_that_is_not_a_plain_name_exits_2_and_writes_nothing(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    pipelines = tmp_path / "deep" / "pipelines"
+    run = cli(capsys, f"--pipeline-name={name}", "--pipelines-dir", str(pipelines))
+    assert run.code == 2
+    assert "--pipeline-name" in run.err and "not a plain name" in run.err
+    assert not pipelines.exists()
+    assert not list(tmp_path.rglob("*.lock")) and not list(tmp_path.rglob("*.duckdb"))
+
+
+@pytest.mark.parametrize(
+    "damaged", ["state.json", "schemas/volcengine_live.schema.json"], ids=["state", "schema"]
+)
+def test_a_garbled_file_in_the_pipeline_folder_exits_5_naming_the_folder_to_remove(
+    configured: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, damaged: str
+) -> None:
+    assert cli(capsys).code == 0
+    folder = tmp_path / "pipelines" / PIPELINE
+    (folder / damaged).write_text('{"_state_version": 3, "pipeline_na')  # a write cut short
+    for _ in range(2):  # every run, until the folder goes
+        run = cli(capsys)
+        assert run.code == 5
+        assert f"working folder {folder} is damaged" in run.err
+        assert f"rm -r '{folder}'" in run.err and "Traceback" not in run.err
+    shutil.rmtree(folder)
+    again = cli(capsys)
+    assert again.code == 0, again.err
+    assert "Tasks: 0 new," in again.out and f"; {TASKS} in the table" in again.out
+    assert again.written() < TASKS  # incremental: the state came back from the destination
+
+
+def test_ctrl_c_while_a_page_is_read_exits_130(configured: Emulator, tmp_path: Path) -> None:
+    """SIGINT to a real process blocked on a page request: the emulator holds the request
+    until the test has sent the signal, so nothing depends on how fast either side is."""
+    asked, answer = threading.Event(), threading.Event()
+
+    def hold(page_num: int) -> None:
+        asked.set()
+        answer.wait(120)
+
+    configured.on_request(hold)
+    child = subprocess.Popen(
+        [str(SCRIPT), "--pipelines-dir", str(tmp_path / "pipelines"), "--progress", "none"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert asked.wait(120), "the command never asked for a page"
+        child.send_signal(signal.SIGINT)
+    finally:
+        answer.set()  # the blocked request may finish; the interrupt is already on its way
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "volcengine-live: interrupted" in err and "exit code 130" in err
+    assert "Traceback" not in err and "Loaded:" not in out

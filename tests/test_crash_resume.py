@@ -3,8 +3,11 @@ ends exact (every task once, every status current) and no run advances the incre
 state without its data.
 
 The pipeline runs in a child process (a script written to tmp_path) against an emulator in
-this process, so the test can see how far it got (pages served, files of the load package)
-and kill it at that point. The re-run happens here, on the same pipelines dir and DuckDB file.
+this process. The child is held where it is to be killed, by handshakes rather than time:
+mid-extract, the emulator's request hook holds a page request until the kill; mid-load,
+the child's patched load job says where it is on stdout and waits on its stdin, which the
+test never answers. So the kill lands at the same point on a fast or a loaded machine. The
+re-run happens here, on the same pipelines dir and DuckDB file.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -62,14 +67,20 @@ if mode == "run":
     print("extracting", flush=True)
     pipeline.run(source)
 else:
-    import time
+    from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
     from dlt.destinations.job_client_impl import SqlLoadJob
 
-    # The merge (a .sql job) waits a second before it runs: the test stops this process
-    # while the tasks sit in staging with the merge pending, and on a busy machine a merge
-    # of 1,500 rows could otherwise finish between the test seeing the job and the stop.
-    run_sql_job = SqlLoadJob.run
-    SqlLoadJob.run = lambda job: (time.sleep(1.0), run_sql_job(job))[1]
+    # mode "copy" holds the load in its first Parquet copy, "merge" in the merge statement
+    # (every copy done): the job says so and waits on stdin, which the test never answers.
+    job_class = DuckDbCopyJob if mode == "copy" else SqlLoadJob
+    run_job = job_class.run
+
+    def held(job):
+        print(f"holding {mode}", flush=True)
+        sys.stdin.readline()
+        run_job(job)
+
+    job_class.run = held
     pipeline.extract(source)
     pipeline.normalize()
     print("loading", flush=True)
@@ -92,6 +103,33 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.002)
+
+
+@dataclass
+class Hold:
+    """Page requests held in the emulator: ``reached`` is set when one is held, and each
+    stays held until ``release`` (two minutes at most, so a broken test cannot hang)."""
+
+    reached: threading.Event
+    release: threading.Event
+    remove: Callable[[], None]
+
+
+def hold_requests_after(emulator: Emulator, served: int) -> Hold:
+    """Let ``served`` page requests through, then hold every later one."""
+    reached, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def hook(page_num: int) -> None:
+        with lock:
+            seen.append(page_num)
+            holding = len(seen) > served
+        if holding:
+            reached.set()
+            release.wait(120)
+
+    return Hold(reached, release, emulator.on_request(hook))
 
 
 def start_child(loader: Loader, mode: str) -> subprocess.Popen[str]:
@@ -117,6 +155,7 @@ def start_child(loader: Loader, mode: str) -> subprocess.Popen[str]:
         ],
         cwd=loader.workdir,  # no .dlt/ of the project: the child sees only what it is given
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -194,15 +233,18 @@ def test_killed_mid_extract_then_rerun_gives_exact_data(loader: Loader, first_ru
         created = change_the_list(loader, old_open)
     before = copy.deepcopy(loader.state()) if not first_run else None
 
-    # 30 pages of 50 at 0.1 s each, two in flight: about 1.5 s of extract.
-    loader.emulator.latency = 0.1
+    # 30 pages of 50: every request after the 6th is held until the child is dead.
     loader.emulator.stats.reset()
-    child = start_child(loader, "run")
-    read_line(child, "extracting")
-    wait_until(lambda: loader.emulator.stats.pages >= 6, 60, "the child to read 6 pages")
-    kill(child)
+    hold = hold_requests_after(loader.emulator, 6)
+    try:
+        child = start_child(loader, "run")
+        read_line(child, "extracting")
+        assert hold.reached.wait(120), "the child never asked for a 7th page"
+        kill(child)
+    finally:
+        hold.remove()
+        hold.release.set()  # the held requests answer a dead client
     assert loader.emulator.stats.pages < TASKS // 50, "the extract finished before the kill"
-    loader.emulator.latency = 0.0
 
     # A half-extracted package is never loaded: nothing is pending, the state did not move.
     assert not loader.pipeline().has_pending_data
@@ -218,41 +260,44 @@ def test_killed_mid_extract_then_rerun_gives_exact_data(loader: Loader, first_ru
 
 # ---------------------------------------------------------------------------- mid-load
 
-# Where in the load step the child is killed, told by the files of its load package.
-KILL_POINTS: dict[str, Callable[[Path], bool]] = {
-    # the load has begun: a job file was picked up
-    "job-started": lambda package: bool(
-        files_in(package, "started_jobs") or files_in(package, "completed_jobs")
-    ),
+# Where in the load step the child is killed: the job it is held in, and what the files of
+# its load package show there (checked, or waited for, while the child is held).
+KILL_POINTS: dict[str, tuple[str, Callable[[Path], bool]]] = {
+    # the load has begun: the Parquet copy of the tasks was picked up and is running
+    "job-started": ("copy", lambda package: bool(files_in(package, "started_jobs"))),
     # the state row is in the destination, the tasks are not merged yet
-    "state-committed": lambda package: any(
-        name.startswith("_dlt_pipeline_state") for name in files_in(package, "completed_jobs")
+    "state-committed": (
+        "merge",
+        lambda package: any(
+            name.startswith("_dlt_pipeline_state") for name in files_in(package, "completed_jobs")
+        ),
     ),
     # the tasks are in the staging table, the merge statement is pending
-    "merge-pending": lambda package: any(
-        name.endswith(".sql")
-        for folder in ("new_jobs", "started_jobs")
-        for name in files_in(package, folder)
+    "merge-pending": (
+        "merge",
+        lambda package: any(
+            name.endswith(".sql")
+            for folder in ("new_jobs", "started_jobs")
+            for name in files_in(package, folder)
+        ),
     ),
 }
 
 
 def kill_mid_load(loader: Loader, point: str) -> None:
-    child = start_child(loader, "load")
+    held_in, reached = KILL_POINTS[point]
+    child = start_child(loader, held_in)
     read_line(child, "loading")
     packages = package_dirs(loader, "normalized")
     assert len(packages) == 1
     package = packages[0]
-    reached = KILL_POINTS[point]
-    wait_until(lambda: reached(package) or child.poll() is not None, 60, f"kill point {point}")
-    child.send_signal(signal.SIGSTOP)  # freeze it where it is, then check it was mid-load
-    try:
-        loaded = [done.name for done in package_dirs(loader, "loaded")]
-        assert package.is_dir() and package.name not in loaded, (
-            f"the load finished before the kill point {point}"
-        )
-    finally:
-        kill(child)
+    read_line(child, f"holding {held_in}")
+    # The child cannot pass the held job; the other jobs of the package (the state row)
+    # finish on their own, so this waits for an event, not for a moment.
+    wait_until(lambda: reached(package), 120, f"kill point {point}")
+    loaded = [done.name for done in package_dirs(loader, "loaded")]
+    assert package.is_dir() and package.name not in loaded
+    kill(child)
 
 
 @pytest.mark.parametrize(

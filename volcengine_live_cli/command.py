@@ -12,10 +12,12 @@ Settings and credentials are read the dlt way (``.dlt/config.toml``, ``.dlt/secr
 Exit codes:
     0   success
     1   unexpected error (run again with ``--log-level debug`` for the traceback)
-    2   configuration or credentials missing or invalid, or bad command-line arguments
+    2   configuration or credentials missing or invalid (an unreadable .dlt/*.toml file, a
+        malformed setting, an unknown --destination), or bad command-line arguments
     3   the API refused the request (credentials, permission, billing, parameters)
     4   transient API faults outlasted the retries, or the list kept changing under the scan
-    5   the destination failed (loading, or reading the pipeline state back)
+    5   the destination failed (loading, or reading the pipeline state back), or the
+        pipeline's local working folder is damaged (the message names the folder to remove)
     75  another run of the same pipeline holds the lock (EX_TEMPFAIL): try again later
     130 interrupted
 
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import traceback
 from datetime import datetime
@@ -63,6 +66,9 @@ from .summary import (
 
 __all__ = ["EXIT_LOCKED", "main", "parse_args"]
 
+PLAIN_NAME = re.compile(r"\w[\w-]{0,63}")
+"""What ``--pipeline-name`` may be: one path component, no dot, quote or separator."""
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; ``--since``/``--until`` are checked here so a typo fails at once."""
@@ -71,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Load Volcengine Live pull-recording tasks (ListPullRecordTask) with dlt.",
         epilog="Exit codes: 0 ok, 1 unexpected error, 2 configuration/credentials, 3 API "
         "refused, 4 API faults outlasted the retries or incomplete scan, 5 destination "
-        "failed, 75 another run holds the lock, 130 interrupted.",
+        "failed or damaged pipeline folder, 75 another run holds the lock, 130 interrupted.",
     )
     parser.add_argument(
         "--destination",
@@ -151,6 +157,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             + ("--demo" if args.demo else "--full-refresh: it would drop every account's rows")
         )
     args.pipeline_name = args.pipeline_name or (DEMO_PIPELINE_NAME if args.demo else PIPELINE_NAME)
+    if not PLAIN_NAME.fullmatch(args.pipeline_name):
+        # the name becomes a folder and a lock file under --pipelines-dir: "../x" would put
+        # them elsewhere, and a quote breaks DuckDB's loads from the folder
+        parser.error(
+            f"--pipeline-name {args.pipeline_name!r} is not a plain name: use letters, digits, "
+            "_ and - (not starting with -), at most 64 characters"
+        )
     return args
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -17,6 +18,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import InvalidDestinationReference, UnknownDestinationModule
+from dlt.common.exceptions import DltException
+from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from volcengine_live import (
     ConfigurationError,
@@ -45,6 +50,15 @@ DEMO_SEED = 20240101
 
 class LockBusyError(Exception):
     """Another run of the same pipeline holds the lock."""
+
+
+class DamagedPipelineFolderError(Exception):
+    """A file in the pipeline's working folder (state, schema) cannot be read back."""
+
+    def __init__(self, folder: str, pipeline_name: str, cause: BaseException) -> None:
+        self.folder = folder
+        self.pipeline_name = pipeline_name
+        super().__init__(f"{type(cause).__name__}: {cause}")
 
 
 @contextlib.contextmanager
@@ -109,20 +123,65 @@ def build_pipeline(
     name their own pipelines and share one file."""
     name = name or args.pipeline_name
     # An absolute path: dlt remembers a pipeline's destination, and would otherwise keep
-    # writing to the file of the directory the pipeline first ran in. DuckDB's memory limit
-    # and threads are the source's (see duckdb_settings) unless dlt's
-    # configuration sets them.
-    destination: Any = args.destination or duckdb_destination(
-        os.path.abspath(f"{database or name}.duckdb")
+    # writing to the file of the directory the pipeline first ran in. DuckDB runs at its own
+    # defaults unless dlt's configuration sets global_config (duckdb_settings).
+    destination: Any = (
+        _named_destination(args.destination)
+        if args.destination
+        else duckdb_destination(os.path.abspath(f"{database or name}.duckdb"))
     )
     progress = args.progress or ("tqdm" if sys.stderr.isatty() else "log")
-    return dlt.pipeline(
-        pipeline_name=name,
-        destination=destination,
-        dataset_name=args.dataset_name,
-        pipelines_dir=args.pipelines_dir,
-        progress=None if progress == "none" else progress,  # type: ignore[arg-type]
-    )
+    try:
+        return dlt.pipeline(
+            pipeline_name=name,
+            destination=destination,
+            dataset_name=args.dataset_name,
+            pipelines_dir=args.pipelines_dir,
+            progress=None if progress == "none" else progress,  # type: ignore[arg-type]
+        )
+    except (ValueError, DltException) as error:
+        # dlt reads the state and the schema back from the working folder here; a file cut
+        # short (disk full, a copy of a live folder) fails every run with a bare JSON error
+        folder = os.path.abspath(os.path.join(args.pipelines_dir or get_dlt_pipelines_dir(), name))
+        decoding = (json.JSONDecodeError, UnicodeDecodeError)
+        if not os.path.isdir(folder) or not any(
+            isinstance(link, decoding) for link in exception_chain(error)
+        ):
+            raise
+        raise DamagedPipelineFolderError(folder, name, error) from error
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it wraps (dlt's ``exception``, causes, contexts),
+    breadth first: the last is the innermost."""
+    seen: set[int] = set()
+    found: list[BaseException] = []
+    queue: list[BaseException] = [error]
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
+            if isinstance(link, BaseException):
+                queue.append(link)
+    return found
+
+
+def _named_destination(reference: str) -> Any:
+    """``--destination``: a dlt destination type or a named destination; an unknown name
+    fails here, naming the option, rather than as dlt's import trace from deep in the run."""
+    try:
+        return Destination.from_reference(reference)
+    except (UnknownDestinationModule, InvalidDestinationReference):
+        raise ConfigurationError(
+            f"--destination {reference!r} is not a dlt destination. Give a destination type "
+            "(duckdb, postgres, filesystem, bigquery, snowflake, ...: "
+            "https://dlthub.com/docs/dlt-ecosystem/destinations/), or name one configured "
+            f'as [destination.{reference}] with destination_type = "..." in '
+            f".dlt/config.toml (or DESTINATION__{reference.upper()}__DESTINATION_TYPE)."
+        ) from None
 
 
 def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:

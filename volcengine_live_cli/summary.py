@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 import dlt
+import tomlkit
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationException,
@@ -22,12 +23,18 @@ from dlt.common.configuration.exceptions import (
     LookupTrace,
     LookupTraces,
 )
+from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import ApiError, ConfigurationError, VolcengineLiveError
 from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME, where_to_fix
 
-from .run import DestinationError, RunResult
+from .run import (
+    DamagedPipelineFolderError,
+    DestinationError,
+    RunResult,
+    exception_chain,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -111,21 +118,9 @@ def find_cause(error: BaseException) -> BaseException:
     """The most telling exception in a dlt chain: ours if any, or dlt's word that a
     configured value does not convert (its cause, a bare ValueError, names nothing), else the
     innermost."""
-    seen: set[int] = set()
-    queue: list[BaseException] = [error]
-    innermost = error
-    while queue:
-        current = queue.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (VolcengineLiveError, ConfigValueCannotBeCoercedException)):
-            return current
-        innermost = current
-        for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
-            if isinstance(link, BaseException):
-                queue.append(link)
-    return innermost
+    chain = exception_chain(error)
+    telling = (VolcengineLiveError, ConfigValueCannotBeCoercedException)
+    return next((link for link in chain if isinstance(link, telling)), chain[-1])
 
 
 def _missing_fields(error: ConfigFieldMissingException) -> str:
@@ -157,6 +152,32 @@ def _missing_fields(error: ConfigFieldMissingException) -> str:
     )
 
 
+def _broken_toml(error: TomlProviderReadException) -> str:
+    """Which of the TOML files dlt tried cannot be parsed, and where in it."""
+    for path in error.full_paths:  # the files dlt merged, in the order it read them
+        try:
+            tomlkit.parse(Path(path).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        except Exception as problem:  # tomlkit's parse errors, or undecodable bytes
+            return (
+                f"Configuration error: {os.path.relpath(path)} is not valid TOML ({problem}). "
+                "Fix that line (a [section] must close with ], a text value needs quotes), or "
+                "move the file away, and run again."
+            )
+    return f"Configuration error: {error}. Fix the TOML file it names and run again."
+
+
+def _damaged_folder(error: DamagedPipelineFolderError) -> str:
+    return (
+        f"The pipeline's working folder {error.folder} is damaged: a state or schema file in "
+        f"it cannot be read ({error}). Remove that folder (rm -r '{error.folder}') and run "
+        "again: the state and schema are restored from the destination, and a load left "
+        "pending in the folder is read from the API again. --full-refresh does not help here: "
+        "it needs the folder readable."
+    )
+
+
 def _not_convertible(error: ConfigValueCannotBeCoercedException) -> str:
     """dlt could not convert a configured value to the source argument's type."""
     name = getattr(error, "field_name", "?")
@@ -168,9 +189,18 @@ def _not_convertible(error: ConfigValueCannotBeCoercedException) -> str:
 
 def report_error(error: BaseException, stream: TextIO) -> int:
     """Print one paragraph (what failed, why, what to do) and return the exit code."""
+    chain = exception_chain(error)
+    if any(isinstance(link, KeyboardInterrupt) for link in chain):
+        # dlt wraps Ctrl-C in PipelineStepFailed, an Exception: it is still an interruption
+        return report_interrupted(stream)
+    toml = next((link for link in chain if isinstance(link, TomlProviderReadException)), None)
     cause = find_cause(error)
     step = error.step if isinstance(error, PipelineStepFailed) else None
-    if isinstance(cause, ConfigurationError):
+    if toml is not None:
+        code, text = EXIT_CONFIG, _broken_toml(toml)
+    elif isinstance(error, DamagedPipelineFolderError):
+        code, text = EXIT_DESTINATION, _damaged_folder(error)
+    elif isinstance(cause, ConfigurationError):
         code, text = EXIT_CONFIG, f"Configuration error: {cause}"
     elif isinstance(cause, ApiError):
         code, text = EXIT_API_REFUSED, f"The API refused the request. {cause}"

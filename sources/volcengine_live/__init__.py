@@ -35,6 +35,7 @@ from .errors import (
     VolcengineLiveError,
 )
 from .incremental import StateObserver, WritePlan
+from .load_format import quote_safe_hints
 from .reader import ListPass, ListReader
 from .state import IncrementalState
 from .writer import RunWriter, spill_directory
@@ -145,6 +146,15 @@ def pull_record_tasks(
     With ``account``, both tables get an ``account`` column and a key with it."""
     state = dlt.current.resource_state()
     accounts.claim_state(state, account)
+    load_hints = quote_safe_hints()
+    if load_hints is not None:
+        logger.warning(
+            "The pipeline's folder %s has a ' in its path, which dlt's DuckDB loader cannot "
+            "read Parquet files from: loading as SQL inserts instead (slower). Another "
+            "--pipelines-dir (or DLT_DATA_DIR) without a quote keeps Parquet.",
+            dlt.current.pipeline().working_dir,
+        )
+        yield dlt.mark.with_hints([], load_hints)  # merged into this resource's tables
     plan = WritePlan(
         IncrementalState.load(state), lookback, datetime.now(timezone.utc), since, until
     )
