@@ -30,8 +30,9 @@ _HINTS: dict[str, str] = {
     ),
     "SignatureDoesNotMatch": (
         "The signature was refused: the secret access key does not belong to this access key "
-        "id, or region/endpoint do not match the account. Check secret_access_key and "
-        "[sources.volcengine_live] region."
+        "id, or region/endpoint do not match the account. Check secret_access_key (copied "
+        "whole, nothing around it: spaces and line breaks at its ends are removed, but not a "
+        "character lost or added) and [sources.volcengine_live] region."
     ),
     "InvalidTimestamp": (
         "The request time (X-Date) is too far from Volcengine's clock. Sync this machine's "
