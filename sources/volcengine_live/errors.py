@@ -111,6 +111,22 @@ class MalformedResponseError(TransientError):
     """The body is not the documented ListPullRecordTask response."""
 
 
+class RequestDeadlineError(TransientError):
+    """A response that was not in whole within ``request_timeout`` of its request (connect,
+    headers and the whole body): a server that stalls, or drips a byte now and then so that
+    no single read ever times out. Retried like any network fault."""
+
+
+class ResponseTooLargeError(VolcengineLiveError):
+    """A response body larger than ``max_response_bytes`` once decompressed. Not retried:
+    a real page is a thousandth of the cap, so the endpoint is not the API (a wrong URL, a
+    proxy, a hostile server), and asking again would inflate as much again."""
+
+
+class RunTimeoutError(VolcengineLiveError):
+    """The run took longer than ``run_timeout``; it fails before anything is committed."""
+
+
 class RetriesExhaustedError(VolcengineLiveError):
     """A transient fault lasted longer than the configured attempts."""
 
