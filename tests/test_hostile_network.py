@@ -22,6 +22,7 @@ import pytest
 from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader, make_emulator
 from dlt.pipeline.exceptions import PipelineStepFailed
 from reliability_support import find_in_chain
+from test_rate_limit import Clock
 
 from volcengine_live import RetriesExhaustedError, pull_record_tasks
 from volcengine_live.client import ClientConfig, LiveApiClient
@@ -188,31 +189,16 @@ def test_a_gzip_body_in_several_members_is_read_whole(emulator: Emulator) -> Non
 # ------------------------------------------------------------------------ smaller things
 
 
-class FakeTime:
-    """A clock that moves only when something sleeps on it: waits measured exactly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_a_retry_after_over_the_backoff_cap_waits_what_the_log_says(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     emulator.faults.add("flow_limit", times=1, retry_after=5)
-    fake = FakeTime()
+    fake = Clock()  # moves only when something sleeps on it: waits measured exactly
     config = ClientConfig(
         endpoint=emulator.endpoint, requests_per_second=None, max_backoff_seconds=2.0
     )
     live = LiveApiClient(ACCESS_KEY_ID, SECRET_ACCESS_KEY, config=config, sleep=fake.sleep)
-    live.limiter = RateLimiter(None, clock=fake.clock, sleep=fake.sleep)
+    live.limiter = RateLimiter(None, clock=fake, sleep=fake.sleep)
     with caplog.at_level(logging.WARNING, logger="volcengine_live.client"):
         assert len(live.fetch_page(1, 5).tasks) == 5
     assert "retry 1 of 5 in 2.0s" in caplog.text
