@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from reliability_support import find_in_chain
 from test_rate_limit import Clock
 
 from volcengine_live import RetriesExhaustedError, pull_record_tasks
-from volcengine_live.client import ClientConfig, LiveApiClient
+from volcengine_live.client import ClientConfig, LiveApiClient, _Inflater
 from volcengine_live.errors import RequestDeadlineError, ResponseTooLargeError, RunTimeoutError
 from volcengine_live.rate_limit import RateLimiter
 from volcengine_live.responses import parse_page
@@ -226,3 +227,29 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def loader(emulator: Emulator, tmp_path: Path) -> Loader:
     return Loader(emulator, tmp_path)
+
+
+def _deflated(data: bytes, wbits: int) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "wbits", "members"),
+    [("gzip", 31, 2), ("deflate", 15, 1), ("deflate", -15, 1), ("identity", 0, 1)],
+)
+def test_every_accepted_encoding_inflates_to_the_body_in_bounded_pieces(
+    encoding: str, wbits: int, members: int
+) -> None:
+    body = b"".join(b'{"TaskId": "%d"}, ' % n for n in range(200_000))  # ~3.6 MB
+    half = len(body) // 2
+    parts = [body[:half], body[half:]] if members == 2 else [body]
+    wire = b"".join(_deflated(part, wbits) if wbits else part for part in parts)
+    inflater = _Inflater(encoding)
+    pieces = [
+        p
+        for at in range(0, len(wire), 65536)
+        for p in inflater.inflate(wire[at : at + 65536], 1 << 30)
+    ]
+    assert b"".join(pieces) == body
+    assert max(map(len, pieces)) <= (1 << 20 if wbits else 65536)

@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -372,11 +372,11 @@ def _read_body(response: requests.Response, limit: int, page_num: int, watched: 
             chunk = raw.read(want, decode_content=False)
             if not chunk:
                 break
-            part = inflater.inflate(chunk, limit - size)
-            size += len(part)
-            if size > limit:
-                raise _too_large(page_num, limit)
-            parts.append(part)
+            for part in inflater.inflate(chunk, limit - size):
+                size += len(part)
+                if size > limit:
+                    raise _too_large(page_num, limit)
+                parts.append(part)
         # The body is in: the connection may serve another request from here on (urllib3
         # gave it back at the end of the body), so the watchdog must leave it alone.
         watched.finish()
@@ -419,17 +419,19 @@ class _Inflater:
         self._decompressor = zlib.decompressobj(self._wbits) if self._wbits else None
         self.identity = self._decompressor is None
 
-    def inflate(self, data: bytes, room: int) -> bytes:
-        """``data`` decoded: all of it, or more than ``room`` bytes when it holds more."""
+    def inflate(self, data: bytes, room: int) -> Iterator[bytes]:
+        """``data`` decoded, in pieces of at most ``_READ_SIZE``: all of it, or once more
+        than ``room`` bytes came out, no more (the caller stops there)."""
         decompressor = self._decompressor
         if decompressor is None:
-            return data
-        out: list[bytes] = []
+            yield data
+            return
         budget = max(room, 0) + 1
         pending = data
-        while pending and budget > 0:
+        while budget > 0:
+            step = min(budget, _READ_SIZE)
             try:
-                piece = decompressor.decompress(pending, budget)
+                piece = decompressor.decompress(pending, step)
             except zlib.error:
                 if not self._raw_fallback:
                     raise
@@ -437,17 +439,19 @@ class _Inflater:
                 decompressor = self._decompressor = zlib.decompressobj(-15)
                 continue
             self._raw_fallback = False
-            out.append(piece)
             budget -= len(piece)
+            yield piece
             if decompressor.eof:  # a gzip member ended; another may follow
                 pending = decompressor.unused_data
-                if pending and self._wbits == 31:
-                    decompressor = self._decompressor = zlib.decompressobj(31)
-                else:
-                    break
+                if not pending or self._wbits != 31:
+                    return
+                decompressor = self._decompressor = zlib.decompressobj(31)
             else:
                 pending = decompressor.unconsumed_tail
-        return b"".join(out)
+                # A full piece may leave output in zlib's state with no input left:
+                # ask again; a short one means all of it is out.
+                if not pending and len(piece) < step:
+                    return
 
 
 class _Attempt:
