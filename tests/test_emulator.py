@@ -668,6 +668,45 @@ def test_connection_reset_and_truncated_body(emu: Emulator) -> None:
     assert emu.stats.faults == {"reset": 1, "truncated": 1}
 
 
+def test_drip_sends_the_page_a_byte_at_a_time_so_no_read_times_out(emu: Emulator) -> None:
+    emu.faults.add("drip", interval=0.002)
+    response = post(emu.endpoint, {"PageSize": 1}, timeout=0.5)  # each read well within 0.5 s
+    assert response.status_code == 200 and len(response.json()["Result"]["List"]) == 1
+    assert emu.stats.faults == {"drip": 1}
+
+
+def test_drip_stops_when_the_emulator_stops() -> None:
+    with Emulator(tasks=10, rate_limit=None) as emulator:
+        emulator.faults.add("drip", interval=30)
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                post(emulator.endpoint, {"PageSize": 10}, timeout=60)
+            except requests.RequestException as error:
+                errors.append(error)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for _ in range(1000):  # until the drip has begun
+            if emulator.stats.faults:
+                break
+            time.sleep(0.01)
+    reader.join(timeout=10)
+    assert not reader.is_alive() and errors  # cut short, not served for 30 s a byte
+
+
+def test_bomb_is_a_small_gzip_body_that_inflates_to_the_page_plus_size(emu: Emulator) -> None:
+    emu.faults.add("bomb", size=8 << 20)
+    response = post(emu.endpoint, {"PageSize": 2}, extra={"Accept-Encoding": "identity"})
+    assert response.headers["Content-Encoding"] == "gzip"  # whatever the client asked for
+    assert int(response.headers["Content-Length"]) < 64 * 1024
+    inflated = response.content  # requests inflates every gzip member
+    assert len(inflated) > 8 << 20
+    assert len(json.loads(inflated)["Result"]["List"]) == 2
+    assert emu.stats.faults == {"bomb": 1}
+
+
 def test_reset_is_a_tcp_reset(emu: Emulator) -> None:
     emu.faults.add("reset")
     body = b"{}"
@@ -722,6 +761,8 @@ def test_every_fault_kind_is_covered() -> None:
         "missing_result",
         "list_not_list",
         "missing_pagination",
+        "drip",  # test_drip_sends_the_page_a_byte_at_a_time_so_no_read_times_out
+        "bomb",  # test_bomb_is_a_small_gzip_body_that_inflates_to_the_page_plus_size
     }
     assert covered == set(FAULT_KINDS)
 

@@ -29,6 +29,7 @@ from reliability_support import error_chain
 
 from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
 from volcengine_live.client import LiveApiClient
+from volcengine_live.signing import VolcengineSigner
 from volcengine_live_emulator import Emulator
 
 SECRET = "S3CR3T-do-not-leak-8d1f"
@@ -321,3 +322,71 @@ def test_plain_http_is_allowed_on_this_machine(
         and target[0] not in ("127.0.0.1", "::1")
     ]
     assert not remote, remote
+
+
+# ------------------------------------------------- credentials pasted with what breaks them
+
+FLAWS = {
+    "newline": "\n",
+    "crlf": "\r\n",
+    "nul": "\x00",
+    "non-latin-1": "\u79d8",
+    "latin-1 only": "\u00e9",
+}
+FIELDS = ("access_key_id", "secret_access_key", "session_token")
+
+
+def pasted(field: str, flaw: str) -> tuple[VolcengineCredentials, list[str]]:
+    """Credentials whose ``field`` has ``flaw`` inside it, and what must not leak: the
+    whole value and each part of it."""
+    values = {"access_key_id": ACCESS_KEY_ID, "secret_access_key": SECRET, "session_token": TOKEN}
+    head, tail = f"{field}-HEAD-4b1e", f"{field}-TAIL-93ad"
+    values[field] = head + flaw + tail
+    credentials = VolcengineCredentials()
+    for name, value in values.items():
+        setattr(credentials, name, value)
+    return credentials, [values[field], head, tail]
+
+
+@pytest.mark.usefixtures("debug_everywhere")
+@pytest.mark.parametrize("flaw", FLAWS.values(), ids=FLAWS.keys())
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_credential_with_a_line_break_or_odd_character_is_refused_by_name_unshown(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture, field: str, flaw: str
+) -> None:
+    credentials, needles = pasted(field, flaw)
+    with ConnectionLog() as connections, pytest.raises(ConfigurationError) as refused:
+        source(emulator, credentials=credentials)
+    message = str(refused.value)
+    assert field in message and "secrets.toml" in message
+    assert f"SOURCES__VOLCENGINE_LIVE__CREDENTIALS__{field.upper()}" in message
+    assert connections == [] and emulator.stats.requests == 0
+    assert refused.value.__cause__ is None and refused.value.__context__ is None
+    texts = [*exception_texts(refused.value), *((r.name, r.getMessage()) for r in caplog.records)]
+    texts += [(r.name, repr(r.args)) for r in caplog.records]
+    for where, text in texts:
+        found = [needle for needle in [*needles, *NEEDLES] if needle in text]
+        assert not found, f"{found} found in {where}"
+
+
+@pytest.mark.usefixtures("debug_everywhere")
+def test_spaces_and_line_breaks_around_credentials_are_removed_and_the_run_works(
+    loader: Loader, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token copied with its line break (the issue's case) or a secret with a space
+    around it signs as the clean value; DEBUG says so, without the value."""
+    credentials = VolcengineCredentials()
+    credentials.access_key_id = f" {ACCESS_KEY_ID}\t"
+    credentials.secret_access_key = f"{SECRET} \n"
+    credentials.session_token = f"{TOKEN}\r\n"
+    loader.pipeline().run(source(emulator, credentials=credentials))
+    assert_matches_emulator(loader)
+    removed = [r.getMessage() for r in caplog.records if "Removed spaces" in r.getMessage()]
+    assert any("session_token" in text for text in removed)
+    assert any("secret_access_key" in text for text in removed)
+    assert_logs_clean(caplog)
+
+
+def test_the_signer_refuses_a_region_with_a_line_break_by_name() -> None:
+    with pytest.raises(ConfigurationError, match=r"region .*\[sources.volcengine_live\]"):
+        VolcengineSigner(ACCESS_KEY_ID, SECRET, region="cn-north-1\nx")

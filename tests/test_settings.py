@@ -50,6 +50,9 @@ def test_a_value_of_the_wrong_type_in_the_environment_is_refused_by_dlt_naming_i
         ("page_size", "501"),
         ("lookback_hours", "-1"),
         ("requests_per_second", "-5"),
+        ("requests_per_second", "1e-9"),  # was an IndexError in the rate limiter mid-run
+        ("lookback_hours", "1e9"),  # was an OverflowError computing the window mid-run
+        ("request_timeout", "1e12"),  # was an OverflowError from the socket
         ("max_concurrency", "-1"),
         ("max_concurrency", "0"),
         ("request_timeout", "0"),
@@ -78,6 +81,64 @@ def test_a_bad_value_in_the_environment_is_refused_by_name(
 def test_a_bad_value_passed_from_python_is_refused_by_name(name: str, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=name):
         volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT, **{name: value})
+
+
+def test_an_extreme_value_is_refused_with_the_range_it_must_be_in() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        volcengine_live_source(
+            credentials=credentials(), endpoint=ENDPOINT, requests_per_second=1e-9
+        )
+    assert "requests_per_second" in str(refused.value) and "at least 0.1" in str(refused.value)
+    with pytest.raises(ConfigurationError) as refused:
+        volcengine_live_source(credentials=credentials(), endpoint=ENDPOINT, lookback_hours=1e9)
+    assert "lookback_hours" in str(refused.value) and "at most 87600" in str(refused.value)
+
+
+def checked_with(**values: Any) -> SourceSettings:
+    """Settings checked from the defaults of the source, with ``values`` instead."""
+    arguments: dict[str, Any] = {
+        name: parameter.default
+        for name, parameter in inspect.signature(SourceSettings.checked).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    arguments.update(
+        endpoint=ENDPOINT, region="cn-north-1", page_size=500, lookback_hours=24,
+        initial_start_time=None, end_start_time=None, requests_per_second=40,
+        max_concurrency=8, request_timeout=30, max_attempts=6, backoff_seconds=0.5,
+        max_rescans=2,
+    )  # fmt: skip
+    arguments.update(values)
+    return SourceSettings.checked(**arguments)
+
+
+def test_an_endpoint_and_region_pasted_with_spaces_around_them_are_used_without() -> None:
+    checked = checked_with(endpoint=f"  {ENDPOINT}/ \n", region=" cn-north-1\t")
+    assert checked.client.endpoint == f"{ENDPOINT}/" and checked.client.region == "cn-north-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bound"),
+    [
+        ("run_timeout", "soon", "a number"),
+        ("run_timeout", "0", "more than 0"),
+        ("run_timeout", "1e9", "at most 604800"),
+        ("max_response_bytes", "64MiB", "a whole number"),
+        ("max_response_bytes", 1000, "1048576 to 1073741824"),
+    ],
+)
+def test_a_bad_run_timeout_or_response_cap_is_refused_by_name(
+    name: str, value: Any, bound: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        checked_with(**{name: value})
+    assert name in str(refused.value) and bound in str(refused.value)
+
+
+def test_the_run_timeout_is_off_unless_set_and_read_from_a_string() -> None:
+    assert checked_with().client.run_timeout is None
+    assert checked_with(run_timeout="none").client.run_timeout is None
+    assert checked_with(run_timeout="900").client.run_timeout == 900.0
+    assert checked_with(max_response_bytes="2097152").client.max_response_bytes == 2097152
 
 
 def test_numbers_written_as_strings_are_read_as_numbers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ then the request hook, the fault queue, and finally the page itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,7 +52,9 @@ RequestHook = Callable[[int], object]
 @dataclass
 class Response:
     """What to send back. ``drop`` replaces a normal answer by a network fault; ``chunks``
-    streams a body of unknown length (chunked transfer encoding)."""
+    streams a body of unknown length (chunked transfer encoding); ``paced`` sends ``body``'s
+    Content-Length, then the pieces it yields as they come (they add up to ``body`` unless
+    the emulator stops)."""
 
     status: int
     body: bytes = b""
@@ -58,6 +62,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     drop: Literal["reset", "truncate"] | None = None
     chunks: Iterator[bytes] | None = None
+    paced: Iterator[bytes] | None = None
 
 
 @dataclass
@@ -306,6 +311,14 @@ class ApiService:
             body, _ = self._page(metadata, page_num, page_size)
             stats.record_dropped()
             return Response(200, body, drop="truncate")
+        if kind == "drip":
+            body, _ = self._page(metadata, page_num, page_size)
+            stats.record_response(200)
+            return Response(200, body, paced=self._drip(body, fault.interval))
+        if kind == "bomb":
+            body, _ = self._page(metadata, page_num, page_size)
+            stats.record_response(200)
+            return Response(200, gzip_bomb(body, fault.size), headers={"Content-Encoding": "gzip"})
         if kind == "html_502":
             stats.record_response(502)
             return Response(502, PROXY_502_PAGE, content_type="text/html")
@@ -340,6 +353,40 @@ class ApiService:
             stats.record_response(200)
             return Response(200, body_bytes)
         raise AssertionError(f"fault kind {kind!r} has no handler")
+
+    def _drip(self, body: bytes, interval: float) -> Iterator[bytes]:
+        """``body`` one byte per ``interval``: every socket read gets a byte in time, so
+        only a deadline on the whole response ends it. Stops when the emulator does."""
+        for index in range(len(body)):
+            if index and self.stop.wait(interval):
+                return
+            yield body[index : index + 1]
+
+
+def gzip_bomb(body: bytes, size: int) -> bytes:
+    """``body`` (a JSON object) gzip-compressed with ``size`` spaces after its opening
+    brace: still the same JSON once inflated, but ``size`` bytes bigger, and about a
+    thousandth of that on the wire. Three gzip members (a client must read them all, as
+    RFC 1952 says); the spaces' member is made once per size."""
+    head, rest = body[:1], body[1:]
+    return gzip_member(head) + _spaces_member(size) + gzip_member(rest)
+
+
+def gzip_member(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip header
+    return compressor.compress(data) + compressor.flush()
+
+
+@functools.lru_cache(maxsize=4)
+def _spaces_member(size: int) -> bytes:
+    # 1 GiB takes about 4 s to compress at level 9, which yields 1 MB (level 1: 1.6 s, but
+    # 1.2 MB): made once per size and kept.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * min(size, 1 << 20)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    parts.append(compressor.compress(block[: size % len(block)]))
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def _retry_after(seconds: float | None) -> dict[str, str]:

@@ -41,6 +41,9 @@ OTHER_KINDS: dict[str, str] = {
     "stall": "wait `seconds` (default 30) before answering, so a client read timeout fires",
     "reset": "close the connection without a response (RST via SO_LINGER 0)",
     "truncated": "announce the full Content-Length, send half the body, close",
+    "drip": "the page at one byte per `interval` seconds (default 1): no read ever times out",
+    "bomb": "the page gzip-compressed with `size` bytes (default 1 GiB) of spaces inside: "
+    "valid JSON, about a thousandth of that on the wire",
     "html_502": "a proxy's HTML 502 Bad Gateway page",
     "non_json": "HTTP 200 (or `status`) with a body that is not JSON (or `body`)",
     "empty_body": "HTTP 200 with an empty body",
@@ -52,7 +55,10 @@ OTHER_KINDS: dict[str, str] = {
 FAULT_KINDS: tuple[str, ...] = (*ENVELOPE_KINDS, *OTHER_KINDS)
 """Every fault kind :meth:`FaultQueue.add` accepts."""
 
-_PARAMS = {"seconds", "code", "status", "code_n", "message", "retry_after", "body", "value"}
+_PARAMS = {
+    *("seconds", "code", "status", "code_n", "message", "retry_after", "body", "value"),
+    *("interval", "size"),
+}
 
 
 @dataclass
@@ -71,6 +77,8 @@ class Fault:
     retry_after: float | None = None
     body: str | None = None
     value: Any = None
+    interval: float = 1.0
+    size: int = 1 << 30
     fired: int = 0
     id: int = 0
 
@@ -113,7 +121,8 @@ class FaultQueue:
         PageNum. ``probability``: each matching request fires with this chance (seeded).
         Kind parameters: ``seconds`` (stall), ``code``/``status``/``code_n``/``message``
         (error, or to override any envelope kind), ``retry_after`` (flow_limit: send a
-        Retry-After header), ``body`` (non_json), ``value`` (list_not_list).
+        Retry-After header), ``body`` (non_json), ``value`` (list_not_list), ``interval``
+        (drip: seconds per byte), ``size`` (bomb: bytes once inflated).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
@@ -126,6 +135,8 @@ class FaultQueue:
             raise ValueError("times must be at least 1, or None for unlimited")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be between 0 and 1")
+        if params.get("interval", 1.0) <= 0 or params.get("size", 1) < 1:
+            raise ValueError("interval (drip) and size (bomb) must be positive")
         fault = Fault(kind=kind, remaining=times, page=page, probability=probability, **params)
         with self._lock:
             fault.id = next(self._ids)

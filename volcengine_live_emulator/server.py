@@ -138,6 +138,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     if chunk:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.write(b"0\r\n\r\n")
+            elif response.paced is not None:
+                self.wfile.write(head)
+                sent = 0
+                for piece in response.paced:
+                    self.wfile.write(piece)
+                    sent += len(piece)
+                if sent != len(response.body):  # stopped early: the framing is broken
+                    self.close_connection = True
             elif response.drop == "truncate":
                 # Promise the whole body, deliver half, hang up: a truncated read.
                 self.wfile.write(head + response.body[: len(response.body) // 2])

@@ -31,7 +31,10 @@ from .errors import (
     ApiError,
     ConfigurationError,
     IncompleteScanError,
+    RequestDeadlineError,
+    ResponseTooLargeError,
     RetriesExhaustedError,
+    RunTimeoutError,
     VolcengineLiveError,
 )
 from .incremental import StateObserver, WritePlan
@@ -45,7 +48,10 @@ __all__ = [
     "ApiError",
     "ConfigurationError",
     "IncompleteScanError",
+    "RequestDeadlineError",
+    "ResponseTooLargeError",
     "RetriesExhaustedError",
+    "RunTimeoutError",
     "VolcengineCredentials",
     "VolcengineLiveError",
     "account_source",
@@ -74,6 +80,8 @@ def volcengine_live_source(
     backoff_seconds: float = settings.DEFAULT_BACKOFF_SECONDS,
     max_rescans: int = settings.DEFAULT_MAX_RESCANS,
     deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
+    run_timeout: Optional[float] = settings.DEFAULT_RUN_TIMEOUT,  # noqa: UP045
+    max_response_bytes: int = settings.DEFAULT_MAX_RESPONSE_BYTES,
     account: Optional[str] = None,  # noqa: UP045
 ) -> DltResource:
     """Every live pull-recording task of a Volcengine account, as table ``pull_record_tasks``.
@@ -110,6 +118,8 @@ def volcengine_live_source(
         backoff_seconds=backoff_seconds,
         max_rescans=max_rescans,
         deleted_tasks=deleted_tasks,
+        run_timeout=run_timeout,
+        max_response_bytes=max_response_bytes,
     )
     client = LiveApiClient(
         credentials.access_key_id,

@@ -30,8 +30,9 @@ _HINTS: dict[str, str] = {
     ),
     "SignatureDoesNotMatch": (
         "The signature was refused: the secret access key does not belong to this access key "
-        "id, or region/endpoint do not match the account. Check secret_access_key and "
-        "[sources.volcengine_live] region."
+        "id, or region/endpoint do not match the account. Check secret_access_key (copied "
+        "whole, nothing around it: spaces and line breaks at its ends are removed, but not a "
+        "character lost or added) and [sources.volcengine_live] region."
     ),
     "InvalidTimestamp": (
         "The request time (X-Date) is too far from Volcengine's clock. Sync this machine's "
@@ -108,6 +109,22 @@ class TransientError(VolcengineLiveError):
 
 class MalformedResponseError(TransientError):
     """The body is not the documented ListPullRecordTask response."""
+
+
+class RequestDeadlineError(TransientError):
+    """A response that was not in whole within ``request_timeout`` of its request (connect,
+    headers and the whole body): a server that stalls, or drips a byte now and then so that
+    no single read ever times out. Retried like any network fault."""
+
+
+class ResponseTooLargeError(VolcengineLiveError):
+    """A response body larger than ``max_response_bytes`` once decompressed. Not retried:
+    a real page is a thousandth of the cap, so the endpoint is not the API (a wrong URL, a
+    proxy, a hostile server), and asking again would inflate as much again."""
+
+
+class RunTimeoutError(VolcengineLiveError):
+    """The run took longer than ``run_timeout``; it fails before anything is committed."""
 
 
 class RetriesExhaustedError(VolcengineLiveError):

@@ -41,7 +41,10 @@ def parse_page(status: int, headers: Any, content: bytes, page_num: int, page_si
             message=str(error.get("Message", ""))[:500],
             http_status=status,
             code_n=error.get("CodeN") if isinstance(error.get("CodeN"), int) else None,
-            request_id=str(metadata.get("RequestId")) if isinstance(metadata, dict) else None,
+            # An absent id is None, not "None": messages then leave the parenthesis out.
+            request_id=str(metadata.get("RequestId") or "") or None
+            if isinstance(metadata, dict)
+            else None,
             retry_after=retry_after_seconds(headers.get("Retry-After")),
         )
     if status != 200:

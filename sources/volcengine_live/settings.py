@@ -98,6 +98,8 @@ SETTING_NAMES = (
     "backoff_seconds",
     "max_rescans",
     "deleted_tasks",
+    "run_timeout",
+    "max_response_bytes",
 )
 """The source's settings (its arguments but ``credentials`` and ``account``)."""
 
@@ -106,6 +108,23 @@ def where_to_fix(name: str) -> str:
     """Where a user sets ``name``: the config section and the environment variable."""
     variable = f"{SECTION}.{name}".upper().replace(".", "__")
     return f"Fix [{SECTION}] {name} in .dlt/config.toml, or the environment variable {variable}."
+
+
+DEFAULT_RUN_TIMEOUT: float | None = None
+"""Seconds the whole run may take, from its first request; None: no limit."""
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""The most a response body may hold once decompressed: a page of 500 tasks is about
+100 KB, so 64 MiB is generous for any real page and still bounds a hostile one."""
+
+# Ranges of the settings whose extremes break something that names nothing.
+MIN_REQUESTS_PER_SECOND = 0.1
+MAX_REQUEST_TIMEOUT = 3600.0
+MAX_LOOKBACK_HOURS = 87_600.0
+"""Ten years."""
+MAX_RUN_TIMEOUT = 7 * 24 * 3600.0
+MIN_RESPONSE_BYTES = 1024 * 1024
+"""Ten times a page of 500 tasks: a smaller cap would refuse real pages."""
+MAX_RESPONSE_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,8 @@ class ClientConfig:
     max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS
     requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    run_timeout: float | None = DEFAULT_RUN_TIMEOUT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,8 @@ class SourceSettings:
         backoff_seconds: Any,
         max_rescans: Any,
         deleted_tasks: Any = DEFAULT_DELETED_TASKS,
+        run_timeout: Any = DEFAULT_RUN_TIMEOUT,
+        max_response_bytes: Any = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> SourceSettings:
         """Settings from values as configured (TOML values, environment strings, Python
         objects); raises :class:`ConfigurationError` naming the first bad one."""
@@ -171,16 +194,26 @@ class SourceSettings:
         client = ClientConfig(
             endpoint=_text("endpoint", endpoint),
             region=_text("region", region),
-            request_timeout=_number("request_timeout", request_timeout, 0, above=True),
+            # An hour per page is already absurd; far above, sockets refuse the timeout
+            # with an OverflowError that names nothing.
+            request_timeout=_number(
+                "request_timeout", request_timeout, 0, above=True, maximum=MAX_REQUEST_TIMEOUT
+            ),
             max_attempts=_whole("max_attempts", max_attempts, minimum=1),
             backoff_seconds=_number("backoff_seconds", backoff_seconds, 0),
             requests_per_second=_rate(requests_per_second),
             max_concurrency=_whole("max_concurrency", max_concurrency, minimum=1),
+            run_timeout=_optional_seconds("run_timeout", run_timeout, maximum=MAX_RUN_TIMEOUT),
+            max_response_bytes=_whole(
+                "max_response_bytes", max_response_bytes, MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES
+            ),
         )
         return cls(
             client=client,
             page_size=checked_page_size,
-            lookback_hours=_number("lookback_hours", lookback_hours, 0),
+            # Ten years re-reads any real account whole; far beyond, the window's start
+            # falls before year 1 and datetime raises an OverflowError naming nothing.
+            lookback_hours=_number("lookback_hours", lookback_hours, 0, maximum=MAX_LOOKBACK_HOURS),
             initial_start_time=since,
             end_start_time=until,
             max_rescans=_whole("max_rescans", max_rescans, minimum=0),
@@ -198,30 +231,48 @@ def _out_of_range(name: str, value: Any, bound: str) -> ConfigurationError:
     )
 
 
-def _whole(name: str, value: Any, minimum: int | None = None) -> int:
-    """A whole number (at least ``minimum``): an int, an integral float, or such a string."""
+def _whole(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number (at least ``minimum``, at most ``maximum``): an int, an integral
+    float, or such a string."""
     number = _from_text(name, value, int, "a whole number")
     if isinstance(number, float) and number.is_integer():
         number = int(number)
     if not isinstance(number, int) or isinstance(number, bool):
         raise _refuse(name, value, "a whole number")
     if minimum is not None and number < minimum:
-        raise _out_of_range(name, value, f"at least {minimum}")
+        bound = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
+        raise _out_of_range(name, value, bound)
+    if maximum is not None and number > maximum:
+        bound = f"at most {maximum}" if minimum is None else f"{minimum} to {maximum}"
+        raise _out_of_range(name, value, bound)
     return number
 
 
-def _number(name: str, value: Any, minimum: float, above: bool = False) -> float:
-    """A finite number at least ``minimum`` (above it, with ``above``)."""
+def _number(
+    name: str, value: Any, minimum: float, above: bool = False, maximum: float | None = None
+) -> float:
+    """A finite number at least ``minimum`` (above it, with ``above``), at most
+    ``maximum``."""
     number = _from_text(name, value, float, "a number")
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise _refuse(name, value, "a number")
     if not math.isfinite(number):
         raise _refuse(name, value, "a finite number")
+    low = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+    bound = low if maximum is None else f"{low} and at most {maximum:g}"
     if number < minimum or (above and number == minimum):
-        raise _out_of_range(
-            name, value, f"more than {minimum:g}" if above else f"at least {minimum:g}"
-        )
+        raise _out_of_range(name, value, bound)
+    if maximum is not None and number > maximum:
+        raise _out_of_range(name, value, bound)
     return float(number)
+
+
+def _optional_seconds(name: str, value: Any, maximum: float) -> float | None:
+    """Seconds more than 0 and at most ``maximum``; ``None``, ``""`` or ``"none"``: no
+    limit."""
+    if _is_none(value):
+        return None
+    return _number(name, value, 0, above=True, maximum=maximum)
 
 
 def _from_text(name: str, value: Any, parse: Callable[[str], Any], what: str) -> Any:
@@ -236,10 +287,25 @@ def _from_text(name: str, value: Any, parse: Callable[[str], Any], what: str) ->
 
 def _rate(value: Any) -> float | None:
     """Requests per second; ``None``, 0 or ``"none"`` mean no client-side cap."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    if _is_none(value):
         return None
     rate = _number("requests_per_second", value, 0)
+    if rate and rate < MIN_REQUESTS_PER_SECOND:
+        # The limiter's window holds ceil(rate) requests, none at all for a rate within
+        # 1e-9 of 0 (an IndexError); and one request in ten seconds is slower than any
+        # account needs, so a smaller rate is a typo.
+        raise _out_of_range(
+            "requests_per_second",
+            value,
+            f"at least {MIN_REQUESTS_PER_SECOND:g} (one request every "
+            f"{1 / MIN_REQUESTS_PER_SECOND:g} s), or 0 / none for no cap",
+        )
     return rate or None
+
+
+def _is_none(value: Any) -> bool:
+    """No value: ``None``, or an empty or ``"none"`` string (an environment variable)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -251,9 +317,11 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def _text(name: str, value: Any) -> str:
+    """A non-empty string, without the spaces or line break a copy-paste brings along
+    (a URL or region with them fails later with a message that hides the cause)."""
     if not isinstance(value, str) or not value.strip():
         raise _refuse(name, value, "a non-empty string")
-    return value
+    return value.strip()
 
 
 def _time(name: str, value: Any) -> datetime | None:

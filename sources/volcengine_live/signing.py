@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
+
+from .errors import ConfigurationError
+from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_SESSION_TOKEN, SECTION, where_to_fix
+
+logger = logging.getLogger(__name__)
 
 ALGORITHM = "HMAC-SHA256"
 DEFAULT_REGION = "cn-north-1"
@@ -174,12 +180,65 @@ def sign(
     return added
 
 
+_SDK_VARIABLES = {
+    "access_key_id": ENV_ACCESS_KEY,
+    "secret_access_key": ENV_SECRET_KEY,
+    "session_token": ENV_SESSION_TOKEN,
+}
+
+
+def check_credential(field: str, value: str) -> str:
+    """``value`` fit to sign with and to send in a header: the spaces and line breaks a
+    copy-paste leaves around it removed (said at DEBUG, without the value); anything else
+    that is not printable ASCII refused with a :class:`ConfigurationError` naming ``field``
+    (``access_key_id``, ``secret_access_key``, ``session_token``, or ``region``) and where
+    to fix it.
+
+    Why here, before any request: ``requests`` refuses such a header with a ``ValueError``
+    that quotes the whole value (the session token, or the ``Authorization`` header), and
+    ``http.client`` a non-latin-1 one with a ``UnicodeEncodeError`` that holds it; a secret
+    with a line break is only a ``SignatureDoesNotMatch`` that hides the cause. The error
+    never echoes the value, not even the character at fault, and is raised ``from None``.
+    """
+    stripped = value.strip()
+    if stripped != value:
+        logger.debug("Removed spaces or line breaks around %s", field)
+    flaw = next((_flaw(char) for char in stripped if not "!" <= char <= "~"), None)
+    if flaw is None:
+        return stripped
+    if field in _SDK_VARIABLES:
+        variable = f"{SECTION}.credentials.{field}".upper().replace(".", "__")
+        where = (
+            f"Fix {field} under [{SECTION}.credentials] in .dlt/secrets.toml, or the "
+            f"environment variable {variable} (or {_SDK_VARIABLES[field]}); copy it again "
+            "from the Volcengine console as plain text."
+        )
+    else:
+        where = where_to_fix(field)
+    raise ConfigurationError(
+        f"{field} contains {flaw}, which a real one never does (a copy-paste accident?); "
+        f"the value is not shown. {where}"
+    )
+
+
+def _flaw(char: str) -> str:
+    """What ``char`` is, in words that do not reveal it."""
+    if char in "\r\n":
+        return "a line break"
+    if char in " \t":
+        return "a space or tab inside it"
+    if char < " " or char == "\x7f":
+        return "a control character"
+    return "a character outside ASCII (a typographic quote, a non-breaking space?)"
+
+
 class VolcengineSigner(requests.auth.AuthBase):
     """``requests`` auth that signs each request with Volcengine's HMAC-SHA256 scheme.
 
     >>> session.post(url, data=body, auth=VolcengineSigner(ak, sk, region="cn-north-1"))
 
-    The secret never leaves this object: ``repr`` shows the access key id only.
+    The secret never leaves this object: ``repr`` shows the access key id only. Each
+    credential (and the region) passes :func:`check_credential` first.
     """
 
     def __init__(
@@ -192,10 +251,10 @@ class VolcengineSigner(requests.auth.AuthBase):
         service: str = DEFAULT_SERVICE,
         clock: Clock = utc_now,
     ) -> None:
-        self.access_key_id = access_key_id
-        self._secret_access_key = secret_access_key
-        self._session_token = session_token or None
-        self.region = region
+        self.access_key_id = check_credential("access_key_id", access_key_id)
+        self._secret_access_key = check_credential("secret_access_key", secret_access_key)
+        self._session_token = check_credential("session_token", session_token or "") or None
+        self.region = check_credential("region", region)
         self.service = service
         self.clock = clock
 
