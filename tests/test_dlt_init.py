@@ -9,6 +9,7 @@ local path as it is; it wants a git repository for its file index)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -29,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DLT = Path(sys.executable).with_name("dlt")  # the test venv's own dlt command
 DATASET = "volcengine_live_dataset"
 SCRIPT = "volcengine_live_pipeline.py"
+SOURCE_FOLDER = ROOT / "sources" / "volcengine_live"
+# What the copied folder may import besides the standard library: requirements.txt beside it
+# (dlt[parquet] brings pyarrow, requests brings urllib3).
+ALLOWED_IMPORTS = {"dlt", "pyarrow", "numpy", "requests", "urllib3"}
 SCHEDULE = "*/30 * * * *"
 ORIGIN = "https://github.com/example/volcengine-live-demo.git"
 SECRET_VARIABLE = "SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY"
@@ -192,3 +197,22 @@ def test_dlt_init_copies_the_source_and_its_script_loads_the_emulator_into_duckd
     assert KEY_ID_VARIABLE in workflow["env"]
     assert SECRET_ACCESS_KEY not in text
     assert (project / "requirements_github_action.txt").is_file()
+
+
+def test_the_folder_dlt_init_copies_imports_only_its_requirements_and_the_standard_library() -> (
+    None
+):
+    """Every import, the lazy ones in functions too, which a single load does not reach."""
+    imported: dict[str, set[str]] = {}
+    for path in sorted(SOURCE_FOLDER.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                imported.setdefault(name.split(".")[0], set()).add(path.name)
+    outside = set(imported) - ALLOWED_IMPORTS - set(sys.stdlib_module_names) - {"__future__"}
+    assert not outside, {name: imported[name] for name in outside}
