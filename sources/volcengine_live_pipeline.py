@@ -47,8 +47,8 @@ def load_every_account() -> None:
     """Each ``[sources.volcengine_live.accounts.<name>]`` in its own pipeline,
     ``volcengine_live_<name>`` (its own state and rate limit), all into one dataset, keyed on
     ``(account, task_id)``. Into DuckDB, ``[destination.duckdb] credentials =
-    "volcengine_live.duckdb"`` in ``.dlt/config.toml`` gives the accounts one file (by default
-    each pipeline writes its own)."""
+    "volcengine_live.duckdb"`` in ``.dlt/secrets.toml`` (dlt keeps destination credentials
+    there) gives the accounts one file; by default each pipeline writes its own."""
     shared = tasks_pipeline()  # its destination and dataset, as `dlt init` set them
     for account in configured_accounts():
         pipeline = account_pipeline(

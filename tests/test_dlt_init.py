@@ -121,6 +121,16 @@ def verified_sources_repository(tmp_path: Path, env: dict[str, str]) -> Path:
     return repository
 
 
+def init_project(tmp_path: Path, env: dict[str, str]) -> Path:
+    """An empty folder after `dlt init volcengine_live duckdb` from this checkout."""
+    repository = verified_sources_repository(tmp_path, env)
+    project = tmp_path / "project"
+    project.mkdir()
+    init = [str(DLT), "--non-interactive", "init", "volcengine_live", "duckdb"]
+    run([*init, "--location", str(repository)], project, env)
+    return project
+
+
 def fill_settings(project: Path, endpoint: str) -> None:
     """What a user does after `dlt init`: the keys replace the placeholders in
     ``secrets.toml``; the endpoint (the emulator's) goes into ``config.toml``."""
@@ -141,12 +151,7 @@ def test_dlt_init_copies_the_source_and_its_script_loads_the_emulator_into_duckd
     emulator: Emulator, tmp_path: Path
 ) -> None:
     env = environment(tmp_path)
-    repository = verified_sources_repository(tmp_path, env)
-    project = tmp_path / "project"
-    project.mkdir()
-
-    init = [str(DLT), "--non-interactive", "init", "volcengine_live", "duckdb"]
-    run([*init, "--location", str(repository)], project, env)
+    project = init_project(tmp_path, env)
 
     assert (project / SCRIPT).is_file()
     assert (project / "volcengine_live" / "__init__.py").is_file()
@@ -197,6 +202,40 @@ def test_dlt_init_copies_the_source_and_its_script_loads_the_emulator_into_duckd
     assert KEY_ID_VARIABLE in workflow["env"]
     assert SECRET_ACCESS_KEY not in text
     assert (project / "requirements_github_action.txt").is_file()
+
+
+def test_the_written_script_loads_every_configured_account_into_one_dataset(
+    tmp_path: Path,
+) -> None:
+    env = environment(tmp_path)
+    project = init_project(tmp_path, env)
+    keys = {"cn": ("AKLTinitCn0001", "cn-secret-init"), "intl": ("AKLTinitIntl02", "intl-secret")}
+    database = project / "accounts.duckdb"
+    with (
+        Emulator(tasks=120, seed=31, access_key_id=keys["cn"][0],
+                 secret_access_key=keys["cn"][1], rate_limit=None) as cn,
+        Emulator(tasks=80, seed=32, access_key_id=keys["intl"][0],
+                 secret_access_key=keys["intl"][1], rate_limit=None) as intl,
+    ):  # fmt: skip
+        emulators = {"cn": cn, "intl": intl}
+        for name, emulator in emulators.items():
+            prefix = f"SOURCES__VOLCENGINE_LIVE__ACCOUNTS__{name.upper()}__"
+            env[prefix + "ENDPOINT"] = emulator.endpoint
+            env[prefix + "CREDENTIALS__ACCESS_KEY_ID"] = keys[name][0]
+            env[prefix + "CREDENTIALS__SECRET_ACCESS_KEY"] = keys[name][1]
+        # one file for every account's pipeline, as the function's docstring says
+        env["DESTINATION__DUCKDB__CREDENTIALS"] = str(database)
+        load = "import volcengine_live_pipeline as example; example.load_every_account()"
+        run([sys.executable, "-c", load], project, env)
+
+        with duckdb.connect(str(database), read_only=True) as con:
+            rows = con.execute(
+                f"SELECT account, task_id FROM {DATASET}.pull_record_tasks"
+            ).fetchall()
+        for name, emulator in emulators.items():
+            loaded = [task_id for account, task_id in rows if account == name]
+            assert sorted(loaded) == sorted(task["TaskId"] for task in emulator.store.all_tasks())
+        assert {account for account, _ in rows} == set(emulators)
 
 
 def test_the_folder_dlt_init_copies_imports_only_its_requirements_and_the_standard_library() -> (
