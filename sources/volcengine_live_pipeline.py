@@ -11,42 +11,52 @@ from datetime import datetime
 
 import dlt
 
-from volcengine_live import configured_accounts, volcengine_live_source
+from volcengine_live import account_source, configured_accounts, volcengine_live_source
+
+
+def tasks_pipeline() -> dlt.Pipeline:
+    """The one pipeline of the examples: `dlt init` writes its destination here, `dlt deploy`
+    schedules it by this name."""
+    return dlt.pipeline(
+        pipeline_name="volcengine_live",
+        destination="duckdb",
+        dataset_name="volcengine_live_dataset",
+    )
 
 
 def load_tasks() -> None:
     """Every task of the account, incrementally: the first run reads the whole list, later
     runs write what is new or changed, and flag tasks that left the list."""
-    pipeline = dlt.pipeline(
-        pipeline_name="volcengine_live",
-        destination="duckdb",
-        dataset_name="volcengine_live_dataset",
-    )
-    load_info = pipeline.run(volcengine_live_source())
+    load_info = tasks_pipeline().run(volcengine_live_source())
     print(load_info)
 
 
 def backfill(since: datetime, until: datetime) -> None:
     """Tasks whose StartTime is in ``[since, until)``; the incremental state is left alone."""
-    pipeline = dlt.pipeline(
-        pipeline_name="volcengine_live",
-        destination="duckdb",
-        dataset_name="volcengine_live_dataset",
-    )
     source = volcengine_live_source(initial_start_time=since, end_start_time=until)
-    print(pipeline.run(source))
+    print(tasks_pipeline().run(source))
+
+
+# The accounts' pipelines are made through this alias because `dlt deploy` reads the name of
+# every `dlt.pipeline(...)` call in this file without running it, and stops at one it cannot
+# read, such as an account's.
+account_pipeline = dlt.pipeline
 
 
 def load_every_account() -> None:
-    """Each ``[sources.volcengine_live.accounts.<name>]`` in its own pipeline (its own state
-    and rate limit), all into one dataset, keyed on ``(account, task_id)``."""
+    """Each ``[sources.volcengine_live.accounts.<name>]`` in its own pipeline,
+    ``volcengine_live_<name>`` (its own state and rate limit), all into one dataset, keyed on
+    ``(account, task_id)``. Into DuckDB, ``[destination.duckdb] credentials =
+    "volcengine_live.duckdb"`` in ``.dlt/secrets.toml`` (dlt keeps destination credentials
+    there) gives the accounts one file; by default each pipeline writes its own."""
+    shared = tasks_pipeline()  # its destination and dataset, as `dlt init` set them
     for account in configured_accounts():
-        pipeline = dlt.pipeline(
+        pipeline = account_pipeline(
             pipeline_name=f"volcengine_live_{account}",
-            destination="duckdb",
-            dataset_name="volcengine_live_dataset",
+            destination=shared.destination,
+            dataset_name=shared.dataset_name,
         )
-        print(pipeline.run(volcengine_live_source(account=account)))
+        print(pipeline.run(account_source(account)))
 
 
 if __name__ == "__main__":
