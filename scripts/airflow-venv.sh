@@ -23,7 +23,8 @@ NAME=airflow-venv
 VENV="${AIRFLOW_VENV:-.venv-airflow}"
 CONSTRAINTS="${AIRFLOW_CONSTRAINTS:-deploy/airflow/constraints-airflow3.txt}"
 VERSION="$(sed -n 's/^apache-airflow==\([^ ;]*\).*/\1/p' "$CONSTRAINTS" | head -1)"
-REQUIREMENTS=("apache-airflow==$VERSION")
+# The source brings no destination: the tests load into DuckDB, as an image would name its own.
+REQUIREMENTS=("apache-airflow==$VERSION" "dlt[duckdb]")
 case "$VERSION" in
     2.*) PYTHONS="3.12 3.11 3.10" ;;           # Airflow 2.10's range
     *) PYTHONS="3.14 3.13 3.12 3.11 3.10" ;;   # Airflow 3.3's range (Requires-Python)

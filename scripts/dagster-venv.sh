@@ -20,7 +20,8 @@ NAME=dagster-venv
 VENV="${DAGSTER_VENV:-.venv-dagster}"
 CONSTRAINTS="${DAGSTER_CONSTRAINTS:-deploy/dagster/constraints-dagster.txt}"
 pinned() { sed -n "s/^$1==\([^ ;]*\).*/\1/p" "$CONSTRAINTS" | head -1; }
-REQUIREMENTS=("dagster==$(pinned dagster)" "dagster-dlt==$(pinned dagster-dlt)")
+# The source brings no destination: the tests load into DuckDB, as an image would name its own.
+REQUIREMENTS=("dagster==$(pinned dagster)" "dagster-dlt==$(pinned dagster-dlt)" "dlt[duckdb]")
 PYTHONS="3.14 3.13 3.12 3.11 3.10" # Dagster 1.13's range (Requires-Python)
 
 source scripts/tool-venv.sh

@@ -104,7 +104,7 @@ def test_the_github_workflow_is_a_scheduled_template_that_runs_the_cli() -> None
     assert str(uses["actions/setup-python"]["with"]["python-version"]) == "3.12"
     assert "astral-sh/setup-uv" in uses
     install = next(s["run"] for s in steps if "pip install" in s.get("run", ""))
-    assert "uv export --frozen" in install and '".[postgres]"' in install
+    assert "uv export --frozen" in install and '".[cli,postgres]"' in install
 
     command = run_step(steps)
     scripts = tomlkit.parse((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
