@@ -40,7 +40,10 @@ WITH clock AS (
 ),
 started AS (
     SELECT t.start_time::DATE AS day, t.status_code, count(*) AS tasks
-    FROM pull_record_tasks AS t
+    FROM (  -- a time outside 2000..2099 counts as missing: see time_out_of_range in data_quality.sql
+        SELECT * REPLACE (if(year(timezone('UTC', start_time)) BETWEEN 2000 AND 2099, start_time, NULL) AS start_time,
+                          if(year(timezone('UTC', end_time)) BETWEEN 2000 AND 2099, end_time, NULL) AS end_time)
+        FROM pull_record_tasks) AS t
     CROSS JOIN clock AS c
     WHERE t.start_time >= c.since AND t.start_time < c.until
     GROUP BY day, t.status_code
@@ -52,7 +55,10 @@ recorded AS (
         greatest(t.start_time, c.since) AS rec_start,
         least(coalesce(t.end_time, c.as_of), coalesce(t.deleted_at, c.as_of), c.as_of, c.until)
             AS rec_end
-    FROM pull_record_tasks AS t
+    FROM (  -- a time outside 2000..2099 counts as missing: see time_out_of_range in data_quality.sql
+        SELECT * REPLACE (if(year(timezone('UTC', start_time)) BETWEEN 2000 AND 2099, start_time, NULL) AS start_time,
+                          if(year(timezone('UTC', end_time)) BETWEEN 2000 AND 2099, end_time, NULL) AS end_time)
+        FROM pull_record_tasks) AS t
     CROSS JOIN clock AS c
     WHERE t.status_code IS DISTINCT FROM 'not_started'
       AND t.start_time < c.as_of

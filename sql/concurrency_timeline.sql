@@ -40,7 +40,10 @@ recorded AS (
         least(coalesce(t.end_time, c.as_of), coalesce(t.deleted_at, c.as_of), c.as_of) AS rec_end,
         (t.end_time IS NULL OR t.end_time > c.as_of)
             AND (t.deleted_at IS NULL OR t.deleted_at > c.as_of) AS still_open
-    FROM pull_record_tasks AS t
+    FROM (  -- a time outside 2000..2099 counts as missing: see time_out_of_range in data_quality.sql
+        SELECT * REPLACE (if(year(timezone('UTC', start_time)) BETWEEN 2000 AND 2099, start_time, NULL) AS start_time,
+                          if(year(timezone('UTC', end_time)) BETWEEN 2000 AND 2099, end_time, NULL) AS end_time)
+        FROM pull_record_tasks) AS t
     CROSS JOIN clock AS c
     WHERE t.status_code IS DISTINCT FROM 'not_started'
       AND t.start_time < c.as_of

@@ -27,7 +27,10 @@ WITH buckets (bucket_order, bucket, lower_minutes, upper_minutes) AS (
 ),
 durations AS (
     SELECT (epoch(end_time) - epoch(start_time)) / 60 AS minutes
-    FROM pull_record_tasks
+    FROM (  -- a time outside 2000..2099 counts as missing: see time_out_of_range in data_quality.sql
+        SELECT * REPLACE (if(year(timezone('UTC', start_time)) BETWEEN 2000 AND 2099, start_time, NULL) AS start_time,
+                          if(year(timezone('UTC', end_time)) BETWEEN 2000 AND 2099, end_time, NULL) AS end_time)
+        FROM pull_record_tasks) AS pull_record_tasks
     WHERE end_time > start_time
 )
 SELECT

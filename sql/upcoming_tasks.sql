@@ -28,7 +28,10 @@ SELECT
     t.app,
     t.stream,
     t.vhost
-FROM pull_record_tasks AS t
+FROM (  -- a time outside 2000..2099 counts as missing: see time_out_of_range in data_quality.sql
+    SELECT * REPLACE (if(year(timezone('UTC', start_time)) BETWEEN 2000 AND 2099, start_time, NULL) AS start_time,
+                      if(year(timezone('UTC', end_time)) BETWEEN 2000 AND 2099, end_time, NULL) AS end_time)
+    FROM pull_record_tasks) AS t
 CROSS JOIN clock AS c
 WHERE t.status_code = 'not_started' AND t.deleted_at IS NULL
 ORDER BY t.start_time NULLS LAST, t.task_id;

@@ -179,3 +179,51 @@ def test_notebook_finds_the_default_file_from_the_repo_root(
             )
     nb = execute(repo / "notebooks" / NOTEBOOK.name, kernel_from_this_venv, cwd=repo)
     assert sum(images(c) for c in nb.cells) == CHART_CELLS
+
+
+def test_notebook_runs_on_hostile_data_and_on_an_account_without_tasks(
+    dataset: Path, kernel_from_this_venv: str, tmp_path: Path
+) -> None:
+    """Issue 23: times of year 1 and 9999 (loaded before the source flagged them), a domain
+    matplotlib would read as math, a name of a megabyte; and an account whose runs found no
+    task, so dlt made no pull_record_tasks table at all."""
+    hostile = tmp_path / "hostile.duckdb"
+    shutil.copy(dataset, hostile)
+    with duckdb.connect(str(hostile)) as con:
+        con.execute(f"SET schema = '{DATASET}'")
+        for number, (domain, stream, start, end) in enumerate(
+            [
+                ("$\\undefinedmacro{x}$", "s", "2024-03-01 10:00:00+00", "2024-03-01 20:00:00+00"),
+                (
+                    "d" * 1_000_000,
+                    "s" * 1_000_000,
+                    "2024-03-01 10:00:00+00",
+                    "2024-03-02 10:00:00+00",
+                ),
+                ("a.example.com", "s", "0001-01-01 00:00:00+00", "2024-03-01 10:00:00+00"),
+                ("a.example.com", "s", "2024-03-01 10:00:00+00", "9999-12-31 15:59:59+00"),
+            ]
+        ):
+            con.execute(
+                "INSERT INTO pull_record_tasks BY NAME SELECT ? AS task_id, ?::TIMESTAMPTZ AS "
+                "start_time, ?::TIMESTAMPTZ AS end_time, 'v' AS vhost, ? AS domain, 'live' AS "
+                "app, ? AS stream, '已结束' AS status, 'finished' AS status_code, now() AS "
+                "seen_at",
+                [f"hostile-{number}", start, end, domain, stream],
+            )
+    empty = tmp_path / "empty.duckdb"
+    with duckdb.connect(str(empty)) as con:
+        con.execute(f"ATTACH '{dataset}' AS source (READ_ONLY)")
+        con.execute(f"CREATE SCHEMA {DATASET}")
+        con.execute(f"CREATE TABLE {DATASET}._dlt_loads AS FROM source.{DATASET}._dlt_loads")
+    for path in (hostile, empty):
+        nb = execute(
+            NOTEBOOK,
+            kernel_from_this_venv,
+            cwd=NOTEBOOK.parent,
+            duckdb_path=str(path),
+            dataset_name=DATASET,
+        )
+        assert sum(images(c) for c in nb.cells) == CHART_CELLS
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "0 scheduled tasks" in printed and "0 tasks recording" in printed

@@ -121,3 +121,71 @@ def test_parse_time_accepts_fractions_and_refuses_naive() -> None:
     )
     assert parse_time("2023-06-30T15:04:05") is None
     assert parse_time(None) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("DeletedAt", "api_deleted_at"),
+        ("Account", "api_account"),
+        ("SeenAt", "api_seen_at"),
+        ("DataIssues", "api_data_issues"),
+        ("StatusCode", "api_status_code"),
+        ("task_id", "api_task_id"),
+        ("ApiDeletedAt", "api_api_deleted_at"),
+        ("RecordFormat", "record_format"),
+    ],
+)
+def test_a_field_the_api_adds_never_takes_a_column_of_the_projects_own(
+    field: str, column: str
+) -> None:
+    page = tasks_to_arrow([dict(GOOD, **{field: "2024-01-01T00:00:00Z"})], SEEN, 1)
+    row = page.tasks.to_pylist()[0]
+    assert row[column] == "2024-01-01T00:00:00Z"
+    assert row["seen_at"] == SEEN and row["task_id"] == GOOD["TaskId"]
+    assert "deleted_at" not in row and "account" not in row  # the writer's, added later
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("StartTime", "0001-01-01T00:00:00Z"),
+        ("EndTime", "9999-12-31T23:59:59+08:00"),
+        ("EndTime", "9999-12-31T23:59:59-08:00"),  # past year 9999 in UTC
+        ("StartTime", "1999-12-31T23:59:59Z"),
+        ("EndTime", "2100-01-01T00:00:00Z"),
+    ],
+)
+def test_a_time_outside_2000_to_2099_is_flagged_kept_as_text_and_stored_null(
+    field: str, value: str
+) -> None:
+    unparseable = dict(GOOD, TaskId="other", StartTime="not a time", EndTime="nor this")
+    for records in ([dict(GOOD, **{field: value})], [dict(GOOD, **{field: value}), unparseable]):
+        # the fast Arrow cast, and the careful one by one (Arrow refuses a whole page)
+        page = tasks_to_arrow(records, SEEN, 1)
+        row = page.tasks.to_pylist()[0]
+        column = "start_time" if field == "StartTime" else "end_time"
+        assert row[column] is None
+        assert f"{field} out of range 2000..2099: {value!r}" in row["data_issues"]
+        assert "EndTime before StartTime" not in row["data_issues"]
+        assert page.flagged == len(records)
+
+
+def test_the_edges_of_the_time_range_are_data() -> None:
+    page = tasks_to_arrow(
+        [dict(GOOD, StartTime="2000-01-01T00:00:00Z", EndTime="2099-12-31T23:59:59Z")], SEEN, 1
+    )
+    assert page.flagged == 0 and page.tasks.column("end_time")[0].as_py().year == 2099
+
+
+def test_a_nul_byte_sets_a_task_id_aside_and_is_replaced_in_a_name() -> None:
+    page = tasks_to_arrow(
+        [dict(GOOD, TaskId="a\x00b"), dict(GOOD, TaskId="c", Domain="d\x00e", Note="f\x00")],
+        SEEN,
+        1,
+    )
+    assert [r["reason"] for r in page.rejects] == ["TaskId holds a NUL byte"]
+    assert "\\u0000" in page.rejects[0]["raw_record"]
+    (row,) = page.tasks.to_pylist()
+    assert row["domain"] == "d\ufffde" and row["note"] == "f\ufffd"
+    assert row["data_issues"] == "Domain holds a NUL byte (stored as U+FFFD)"

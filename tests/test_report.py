@@ -328,6 +328,20 @@ SECRET = "report-test-secret-0a1b2c3d"
 E2E_TASKS = 1500
 
 
+def run_in(mp: pytest.MonkeyPatch, folder: Path, emu: Emulator) -> None:
+    """The command as a user runs it in ``folder``: reading ``emu`` with the test's key, and
+    nothing of this machine's own settings."""
+    mp.chdir(folder)
+    mp.setenv("DLT_PROJECT_DIR", str(folder))
+    mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    for name in list(os.environ):
+        if name.startswith(("SOURCES__", "VOLC_", "DESTINATION__")):
+            mp.delenv(name)
+    mp.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emu.endpoint)
+    mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY)
+    mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET)
+
+
 @pytest.fixture(scope="module")
 def loaded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``volcengine-live`` then ``volcengine-live report`` in a fresh directory, against the
@@ -339,15 +353,7 @@ def loaded_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             tasks=E2E_TASKS, seed=7, access_key_id=ACCESS_KEY, secret_access_key=SECRET, latency=0.0
         ) as emu,
     ):
-        mp.chdir(folder)
-        mp.setenv("DLT_PROJECT_DIR", str(folder))
-        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-        for name in list(os.environ):
-            if name.startswith(("SOURCES__", "VOLC_", "DESTINATION__")):
-                mp.delenv(name)
-        mp.setenv("SOURCES__VOLCENGINE_LIVE__ENDPOINT", emu.endpoint)
-        mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__ACCESS_KEY_ID", ACCESS_KEY)
-        mp.setenv("SOURCES__VOLCENGINE_LIVE__CREDENTIALS__SECRET_ACCESS_KEY", SECRET)
+        run_in(mp, folder, emu)
         load_out, report_out = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(load_out):
             load_code = cli_main(
@@ -526,3 +532,71 @@ def test_a_file_being_written_exits_75(
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- Hostile data (issue 23) ---------------------------------------------------------------------
+
+UTC = dt.timezone.utc
+LAST_INSTANT = dt.datetime(9999, 12, 31, 15, 59, 59, tzinfo=UTC)  # 9999-12-31T23:59:59+08:00
+ODD = [
+    ("o1", "已结束", "a.example.com", "live", "s1", dt.datetime(1, 1, 1, tzinfo=UTC), sh(9, 12)),
+    ("o2", "已结束", "$\\undefinedmacro{x}$", "live", "x" * 1_000_000, sh(9, 10), LAST_INSTANT),
+    ("o3", "未开始", "a.example.com", "live", "s1", LAST_INSTANT, LAST_INSTANT),
+]
+
+
+def test_times_of_year_1_and_9999_and_odd_names_make_a_report_of_the_other_tasks(
+    tmp_path: Path,
+) -> None:
+    plain = report.write_report(build(tmp_path / "plain.duckdb"), tmp_path / "p.html", as_of=AS_OF)
+    data = report.write_report(
+        build(tmp_path / "odd.duckdb", TASKS + ODD), tmp_path / "r.html", as_of=AS_OF
+    )
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert data.summary["tasks"] == len(TASKS) + len(ODD)
+    # o2 started on 03-09 (data); what it recorded is unknown, so the hours are the same
+    assert (data.envelope, data.peak) == (plain.envelope, plain.peak)
+    started = sum(r["tasks_started"] for r in data.activity)
+    assert started == sum(r["tasks_started"] for r in plain.activity) + 1
+    quality = {r["check"]: r for r in data.quality}
+    assert quality["time_out_of_range"]["problem_rows"] == 3
+    assert len(images(page)) == CHARTS
+    assert len(page) < 2 * len((tmp_path / "p.html").read_text(encoding="utf-8"))  # no 1 MB name
+
+
+def test_chart_labels_are_short_and_never_read_as_math() -> None:
+    from matplotlib.figure import Figure
+
+    label = report.chart_label("$\\undefinedmacro{x}$")
+    assert label == "\\$\\undefinedmacro{x}\\$"
+    assert len(report.chart_label("x" * 1_000_000)) == report.LABEL_CHARS
+    fig = Figure()
+    fig.add_subplot().barh([label, report.chart_label("y" * 1_000_000)], [1, 2])
+    report.png(fig)  # "$\undefinedmacro{x}$" as it was failed the figure (mathtext)
+    rows = [{"period": "day", "period_start": dt.date(2024, 3, 9), "status_code": "$\\x{y}$",
+             "tasks_started": 1}]  # fmt: skip
+    report.png(report.activity_figure(rows, "tasks_started", "Tasks started", "tasks"))
+
+
+def test_a_run_that_found_no_task_reports_0_tasks(tmp_path: Path) -> None:
+    """dlt creates a table only when rows come: an account without a task has no
+    pull_record_tasks table after its first run, and that is data, not a missing load."""
+    folder = tmp_path / "empty-account"
+    folder.mkdir()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        Emulator(
+            tasks=0, access_key_id=ACCESS_KEY, secret_access_key=SECRET, rate_limit=None
+        ) as emu,
+    ):
+        run_in(mp, folder, emu)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert (
+                cli_main(["--pipelines-dir", str(folder / "pipelines"), "--progress", "none"]) == 0
+            )
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_main(["report"])
+    assert code == 0, err.getvalue()
+    assert "(0 tasks, DuckDB file volcengine_live.duckdb" in out.getvalue()
+    assert "The table holds no tasks yet" in (folder / report.OUTPUT).read_text(encoding="utf-8")

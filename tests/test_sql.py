@@ -594,6 +594,7 @@ def test_data_quality_counts(db: dict[str, Any]) -> None:
         "flagged_by_source": ("info", None, True, ""),
         "rejected_rows": ("warning", None, True, ""),
         "deleted_from_list": ("info", 2, False, "t07, t11"),
+        "time_out_of_range": ("warning", 0, True, ""),
     }
 
 
@@ -713,3 +714,46 @@ def test_files_run_from_the_duckdb_cli(db: dict[str, Any]) -> None:
         check=True,
     )
     assert b"3,2024-03-09 21:30:00+08" in peak.stdout
+
+
+UTC = dt.timezone.utc
+LAST_INSTANT = dt.datetime(9999, 12, 31, 15, 59, 59, tzinfo=UTC)  # 9999-12-31T23:59:59+08:00
+ODD_TIMES = [
+    # a placeholder start, an end past year 9999 in Asia/Shanghai, a start that never comes
+    ("o1", "已结束", "a.example.com", "live", dt.datetime(1, 1, 1, tzinfo=UTC), sh(9, 12)),
+    ("o2", "已结束", "a.example.com", "live", sh(9, 11), LAST_INSTANT),
+    ("o3", "未开始", "b.example.com", "show", LAST_INSTANT, None),
+]
+
+
+def test_times_outside_2000_to_2099_are_counted_as_data_and_never_blow_up_a_query(
+    db: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 23: rows loaded before the source flagged such times (or by hand). A range
+    series from year 1 took 4.8 GB; under a 300 MB DuckDB limit every file must still run,
+    give the answers it gives without those rows, and data_quality must count them."""
+    copy = tmp_path / "odd.duckdb"
+    shutil.copy(db["path"], copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(f"SET schema = '{DATASET}'")
+        for task in ODD_TIMES:
+            values = {**row(task), "_dlt_load_id": db["second"], "_dlt_id": task[0]}
+            names = ", ".join(values)
+            con.execute(
+                f"INSERT INTO pull_record_tasks ({names}) VALUES ({', '.join('?' * len(values))})",
+                list(values.values()),
+            )
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        with duckdb.connect(str(copy), read_only=True, config={"memory_limit": "300MB"}) as con:
+            con.execute(f"SET VARIABLE as_of = TIMESTAMPTZ '{AS_OF.isoformat()}'")
+            for statement in duckdb.extract_statements(path.read_text(encoding="utf-8")):
+                cursor = con.execute(statement.query)
+                if statement.type == duckdb.StatementType.SELECT:
+                    cursor.df()  # the notebook's pandas frames: nanoseconds end in 2262
+    for name in ("recorded_hours_per_day.sql", "concurrency_envelope.sql", "concurrency_peak.sql"):
+        odd, plain = one(copy, name), one(db["path"], name)
+        assert odd.drop(columns=[c for c in odd if "now" in c]).equals(
+            plain.drop(columns=[c for c in plain if "now" in c])
+        ), name
+    found = quality(copy)["time_out_of_range"]
+    assert found == ("warning", 3, False, "o1, o2, o3")

@@ -187,6 +187,8 @@ def open_dataset(path: Path, dataset_name: str) -> duckdb.DuckDBPyConnection:
     columns: dict[str, set[str]] = {}
     for table, column in found:
         columns.setdefault(table, set()).add(column)
+    if "pull_record_tasks" not in columns and "_dlt_loads" in columns:
+        columns["pull_record_tasks"] = empty_tasks_table(con)
     missing = []
     for table, needed in REQUIRED_COLUMNS.items():
         if table not in columns:
@@ -212,6 +214,33 @@ def open_dataset(path: Path, dataset_name: str) -> duckdb.DuckDBPyConnection:
         )
         raise ReportError(f"{path} has no {'; no '.join(missing)}.{hint}")
     return con
+
+
+EMPTY_TASKS_COLUMNS = {
+    "task_id": "VARCHAR",
+    "start_time": "TIMESTAMPTZ",
+    "end_time": "TIMESTAMPTZ",
+    "vhost": "VARCHAR",
+    "domain": "VARCHAR",
+    "app": "VARCHAR",
+    "stream": "VARCHAR",
+    "status": "VARCHAR",
+    "status_code": "VARCHAR",
+    "data_issues": "VARCHAR",
+    "seen_at": "TIMESTAMPTZ",
+    "deleted_at": "TIMESTAMPTZ",
+}
+
+
+def empty_tasks_table(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """An empty ``pull_record_tasks`` for this connection only (a temporary table, which a
+    read-only connection may create and which the SQL files find before the dataset's
+    tables); returns its columns. For a dataset that was loaded but has no such table: dlt
+    creates a table only when rows come, so an account without a single task has none, and
+    that is data (0 tasks), not a missing load. The notebook uses it too."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in EMPTY_TASKS_COLUMNS.items())
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS pull_record_tasks ({columns})")
+    return set(EMPTY_TASKS_COLUMNS)
 
 
 # --- What the report shows -----------------------------------------------------------------
@@ -335,8 +364,30 @@ def when(value: Any, time_zone: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return f"{local(value, time_zone):%Y-%m-%d %H:%M}"
+        try:
+            return f"{local(value, time_zone):%Y-%m-%d %H:%M}"
+        except OverflowError:  # 9999-12-31 UTC is year 10000 east of Greenwich
+            return f"{value:%Y-%m-%d %H:%M %Z}"
     return str(value)
+
+
+LABEL_CHARS = 60
+"""Longest data label drawn in a chart: a name of a megabyte would make a figure wider than
+any image can be."""
+CELL_CHARS = 200
+"""Longest text shown in a table cell of the page; the full text is in the database."""
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def chart_label(value: Any, limit: int = LABEL_CHARS) -> str:
+    """A value from the data as a chart label: shortened, and every ``$`` escaped, because
+    matplotlib reads text between two ``$`` as math (mathtext), and a domain such as
+    ``$\\undefinedmacro{x}$`` would fail the whole figure."""
+    return shorten("(none)" if value is None else str(value), limit).replace("$", r"\$")
 
 
 def duration(value: timedelta) -> str:
@@ -366,8 +417,8 @@ def cell(value: Any, time_zone: str) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+        return shorten(", ".join(str(v) for v in value), CELL_CHARS)
+    return shorten(str(value), CELL_CHARS)
 
 
 def plural(n: int, word: str) -> str:
@@ -503,7 +554,7 @@ def activity_figure(rows: Sequence[Mapping[str, Any]], value: str, what: str, un
             bottom=bottom,
             width=width,
             align="edge",
-            label=code,
+            label=chart_label(code),
             color=STATUS_COLORS.get(code, "#999999"),
         )
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]

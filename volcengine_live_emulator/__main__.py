@@ -22,6 +22,7 @@ from .emulator import (
     Emulator,
 )
 from .faults import ENVELOPE_KINDS, OTHER_KINDS
+from .hostile import HostileData, make_hostile
 from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, LIST_ORDERS
 
 
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="render every page of PAGE_SIZE rows at start and serve them from memory",
     )
     parser.add_argument(
+        "--hostile-data",
+        metavar="SPEC",
+        help="serve hostile records: listed_twice=N,extra_fields=N,odd_times=N,nul_task_ids=N"
+        "[,seed=S] (see hostile.py)",
+    )
+    parser.add_argument(
         "--no-verify-signatures",
         dest="verify_signatures",
         action="store_false",
@@ -188,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         verify_signatures=args.verify_signatures,
     )
     emulator.store.set_list_order(args.list_order, seed=args.order_seed)
+    if args.hostile_data is not None:
+        try:
+            make_hostile(emulator.store, HostileData.parse(args.hostile_data))
+        except ValueError as exc:
+            print(f"volcengine-live-emulator: --hostile-data: {exc}", file=sys.stderr)
+            return 2
     for access_key_id, secret, token in args.credential:
         emulator.add_credentials(access_key_id, secret, token)
     try:

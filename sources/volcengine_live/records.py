@@ -1,9 +1,12 @@
 """Turning one page of API tasks into an Arrow table, keeping every record.
 
-A task with a TaskId is always kept. Problems in its other fields (an unparseable or missing
-time, EndTime before StartTime, a missing field) are written to its ``data_issues`` column,
-so they can be counted and queried. A record without a usable TaskId cannot be merged; it
-is set aside as a reject, with the reason and the raw record.
+A task with a TaskId is always kept. Problems in its other fields (an unparseable, missing
+or out-of-range time, EndTime before StartTime, a missing field) are written to its
+``data_issues`` column, so they can be counted and queried. A record without a usable
+TaskId cannot be merged; it is set aside as a reject, with the reason and the raw record.
+
+Fields the API adds become text columns named after them, never after one of the
+project's own columns (:func:`api_column`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +33,34 @@ TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 _KNOWN_STRUCT = pa.struct([(name, pa.string()) for name in KNOWN_FIELDS])
 _STATUS_VALUES = pa.array(list(STATUS_CODES), pa.string())
 _STATUS_CODE_VALUES = pa.array(list(STATUS_CODES.values()), pa.string())
+
+EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME: Final = datetime(2100, 1, 1, tzinfo=timezone.utc)
+"""Times outside ``[EARLIEST_TIME, LATEST_TIME)`` are flagged and stored as null (the API's
+text stays in ``data_issues``). Why these bounds: no recording task predates the service
+(launched well after 2000) or is scheduled a lifetime ahead, so such a time is a
+placeholder (``0001-01-01``, ``9999-12-31``), not data. And every part downstream must hold
+it: pandas' nanosecond timestamps in the notebook end in 2262, Python's datetime at year
+9999 (``9999-12-31T23:59:59+08:00`` shown in Asia/Shanghai overflows), and the analysis
+SQL expands a task into its days and hours: 100 years is 876,000 hours at most, year 1 to
+9999 is 88 million per task (issue 23: 4.8 GB before the report gave up)."""
+
+PROJECT_COLUMNS: Final = frozenset(
+    {
+        *(name.lower() for name in ("Vhost", "Domain", "App", "Stream", "Status")),
+        "task_id",
+        "start_time",
+        "end_time",
+        "status_code",
+        "data_issues",
+        "seen_at",
+        "deleted_at",  # added by the writer (writer.tasks_item)
+        "account",  # added by the writer with an account label (writer.with_account)
+    }
+)
+"""Every column of ``pull_record_tasks`` the project writes itself. A field the API adds
+is never stored under one of these names (:func:`api_column`)."""
+API_PREFIX: Final = "api_"
 
 REJECT_COLUMNS: dict[str, pa.DataType] = {
     "reject_id": pa.string(),
@@ -75,21 +106,50 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "field"
 
 
+def api_column(name: str) -> str:
+    """The column for a field the API added: its snake_case name, or ``api_`` and that name
+    when the name is one of :data:`PROJECT_COLUMNS` (``DeletedAt`` -> ``api_deleted_at``),
+    so the API can never write into ``deleted_at``, ``account`` or ``seen_at``. Names that
+    begin with ``api_`` get the prefix too (``ApiDeletedAt`` -> ``api_api_deleted_at``), so
+    two fields never meet under one name this way."""
+    column = snake_case(name)
+    if column in PROJECT_COLUMNS or column.startswith(API_PREFIX):
+        return API_PREFIX + column
+    return column
+
+
 def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime; ``None`` when it is not one.
 
     Both ``2023-06-30T15:04:05+08:00`` and ``2023-06-30T15:04:05Z`` are accepted; a time
-    without an offset is refused rather than guessed.
+    without an offset is refused rather than guessed. Out of range (:data:`EARLIEST_TIME`)
+    is the caller's business: this parses what Python can hold.
     """
+    try:
+        return _parse_aware(value)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59:59-08:00 in UTC
+        return None
+
+
+def _parse_aware(value: Any) -> datetime | None:
+    """:func:`parse_time`, raising ``OverflowError`` for a time past what Python holds."""
     if not isinstance(value, str):
         return None
-    try:
-        parsed = datetime.fromisoformat(_as_python_310_iso(value.strip()))
-    except ValueError:
-        return None
+    parsed = datetime.fromisoformat(_as_python_310_iso(value.strip()))
     if parsed.tzinfo is None:
         return None
     return parsed.astimezone(timezone.utc)
+
+
+def _overflows(value: Any) -> bool:
+    """Whether ``value`` is a time, but one past year 9999 once in UTC."""
+    try:
+        _parse_aware(value)
+    except OverflowError:
+        return True
+    except ValueError:
+        return False
+    return False
 
 
 _FRACTION = re.compile(r"(T\d{2}:\d{2}:\d{2})\.(\d{1,6})")
@@ -103,17 +163,38 @@ def _as_python_310_iso(value: str) -> str:
     return _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}", value, count=1)
 
 
-def _time_column(values: pa.Array | list[Any]) -> tuple[pa.Array, list[datetime | None] | None]:
-    """Arrow timestamps for ``values``; the Python values too when some had to be parsed
-    one by one (the fast vectorised cast refuses the whole page on one bad value)."""
+_EARLIEST = pa.scalar(EARLIEST_TIME, TIMESTAMP_TYPE)
+_RANGE_TEXT = f"{EARLIEST_TIME.year}..{LATEST_TIME.year - 1}"
+_LATEST = pa.scalar(LATEST_TIME, TIMESTAMP_TYPE)
+
+
+def _time_column(
+    values: pa.Array | list[Any],
+) -> tuple[pa.Array, list[datetime | None] | None, pa.Array]:
+    """Arrow timestamps for ``values``, null where out of range; the Python values too when
+    some had to be parsed one by one (the fast vectorised cast refuses the whole page on one
+    bad value); and which values parsed but were out of range."""
+    parsed: list[datetime | None] | None = None
     try:
         strings = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-        return strings.cast(TIMESTAMP_TYPE), None
+        times = strings.cast(TIMESTAMP_TYPE)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    raw = values.to_pylist() if isinstance(values, pa.Array) else values
-    parsed = [parse_time(v) for v in raw]
-    return pa.array(parsed, TIMESTAMP_TYPE), parsed
+        raw = values.to_pylist() if isinstance(values, pa.Array) else values
+        parsed = [parse_time(v) for v in raw]
+        times = pa.array(parsed, TIMESTAMP_TYPE)
+    in_range = pc.and_(pc.greater_equal(times, _EARLIEST), pc.less(times, _LATEST))
+    out_of_range = pc.fill_null(pc.invert(in_range), False)
+    if parsed is not None and None in parsed:
+        raw = values.to_pylist() if isinstance(values, pa.Array) else values
+        overflow = [p is None and _overflows(v) for p, v in zip(parsed, raw, strict=True)]
+        out_of_range = pc.or_(out_of_range, pa.array(overflow, pa.bool_()))
+    if pc.any(out_of_range).as_py():
+        times = pc.if_else(out_of_range, pa.scalar(None, TIMESTAMP_TYPE), times)
+        if parsed is not None:
+            parsed = [
+                None if out else p for p, out in zip(parsed, out_of_range.to_pylist(), strict=True)
+            ]
+    return times, parsed, out_of_range
 
 
 def _known_struct(tasks: list[Any]) -> pa.StructArray | None:
@@ -127,7 +208,11 @@ def _known_struct(tasks: list[Any]) -> pa.StructArray | None:
 
 
 def _ids_usable(task_ids: pa.Array) -> bool:
-    return task_ids.null_count == 0 and not pc.any(pc.equal(task_ids, "")).as_py()
+    return (
+        task_ids.null_count == 0
+        and not pc.any(pc.equal(task_ids, "")).as_py()
+        and not pc.any(pc.match_substring(task_ids, "\x00")).as_py()
+    )
 
 
 def _set_aside_rejects(
@@ -154,12 +239,22 @@ def _set_aside_rejects(
     return tasks, rejects
 
 
-def _row_issues(task: dict[str, Any], start: datetime | None, end: datetime | None) -> str:
+def _row_issues(
+    task: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    out_of_range: tuple[bool, bool] = (False, False),
+) -> str:
     issues = []
-    for name, parsed in (("StartTime", start), ("EndTime", end)):
+    for name, parsed, out in (
+        ("StartTime", start, out_of_range[0]),
+        ("EndTime", end, out_of_range[1]),
+    ):
         raw = task.get(name)
         if raw is None or raw == "":
             issues.append(f"{name} missing")
+        elif out:
+            issues.append(f"{name} out of range {_RANGE_TEXT}: {str(raw)[:64]!r}")
         elif parsed is None:
             issues.append(f"{name} unparseable: {str(raw)[:64]!r}")
     if start is not None and end is not None and end < start:
@@ -170,6 +265,8 @@ def _row_issues(task: dict[str, Any], start: datetime | None, end: datetime | No
             issues.append(f"{name} missing")
         elif not isinstance(value, str):
             issues.append(f"{name} not a string")
+        elif "\x00" in value:
+            issues.append(f"{name} holds a NUL byte (stored as U+FFFD)")
     status = task.get("Status")
     if isinstance(status, str) and status and status not in STATUS_CODES:
         issues.append(f"Status unknown: {status[:32]!r}")
@@ -186,7 +283,16 @@ def _suspect_rows(columns: dict[str, pa.Array]) -> list[int]:
     for name in _TEXT_FIELDS:
         column = columns[name.lower()]
         suspect = pc.or_(suspect, pc.fill_null(pc.equal(column, ""), True))
+        suspect = pc.or_(suspect, pc.fill_null(pc.match_substring(column, "\x00"), False))
     return [int(i) for i in pc.indices_nonzero(suspect).to_pylist()]
+
+
+def _without_nul(column: pa.Array) -> pa.Array:
+    """``column`` with NUL bytes as U+FFFD: PostgreSQL refuses NUL in text, so one such
+    value would fail every load there (the row's ``data_issues`` says it was replaced)."""
+    if column.null_count == len(column) or not pc.any(pc.match_substring(column, "\x00")).as_py():
+        return column
+    return pc.replace_substring(column, "\x00", "\ufffd")
 
 
 def _text(value: Any) -> str | None:
@@ -242,8 +348,8 @@ def tasks_to_arrow(
         if struct is None
         else {name: struct.field(name) for name in KNOWN_FIELDS}
     )
-    starts, parsed_starts = _time_column(fields["StartTime"])
-    ends, parsed_ends = _time_column(fields["EndTime"])
+    starts, parsed_starts, starts_out = _time_column(fields["StartTime"])
+    ends, parsed_ends, ends_out = _time_column(fields["EndTime"])
     columns: dict[str, pa.Array] = {
         "task_id": _text_column(fields["TaskId"]),
         "start_time": starts,
@@ -258,8 +364,11 @@ def tasks_to_arrow(
     for row in _suspect_rows(columns):
         start = parsed_starts[row] if parsed_starts else _as_datetime(starts[row])
         end = parsed_ends[row] if parsed_ends else _as_datetime(ends[row])
-        issues[row] = _row_issues(tasks[row], start, end) or None
+        out = (bool(starts_out[row].as_py()), bool(ends_out[row].as_py()))
+        issues[row] = _row_issues(tasks[row], start, end, out) or None
         flagged += issues[row] is not None
+    for name in _TEXT_FIELDS:
+        columns[name.lower()] = _without_nul(columns[name.lower()])
     columns["data_issues"] = (
         pa.array(issues, pa.string()) if flagged else pa.nulls(len(tasks), pa.string())
     )
@@ -267,10 +376,10 @@ def tasks_to_arrow(
 
     extra_names = sorted(set().union(*tasks) - set(KNOWN_FIELDS))
     for name in extra_names:
-        column = snake_case(name)
-        while column in columns:
+        column = api_column(name)
+        while column in columns:  # two added fields with one snake_case name: FooBar, foo_bar
             column += "_"
-        columns[column] = _extra_column([t.get(name) for t in tasks])
+        columns[column] = _without_nul(_extra_column([t.get(name) for t in tasks]))
     # task_id is the merge key and never null here; saying so in the Arrow schema keeps it
     # in line with the resource's column hints.
     schema = pa.schema(
@@ -288,4 +397,8 @@ def _reject_reason(record: Any) -> str | None:
         return "TaskId missing"
     if not isinstance(task_id, str):
         return f"TaskId is a {type(task_id).__name__}, not a string"
+    if "\x00" in task_id:
+        # PostgreSQL refuses NUL in text, and a TaskId cannot be changed the way a Domain
+        # can (U+FFFD) without perhaps meeting another task's key.
+        return "TaskId holds a NUL byte"
     return None

@@ -1,11 +1,17 @@
 """What a run hands to dlt: each task and each reject at most once.
 
 A destination that upserts (Delta) refuses a load holding two rows for one key, and a run
-may read a task more than once (several passes, a late-day pass). So settled tasks are
-written when first read and never again in the run; open tasks are held to the end and
-written once, with the status the last pass saw, so that a task that finished between two
-passes is not left "recording". The held rows wait on disk (see ``open_tasks.py``), so an
-account that schedules many tasks ahead does not hold them in memory.
+may read a task more than once (several passes, a late-day pass, and the API itself listing
+one TaskId at two places of its list). So settled tasks are written when first read and
+never again in the run; open tasks are held to the end and written once, with the status
+the last pass saw, so that a task that finished between two passes is not left "recording".
+The held rows wait on disk (see ``open_tasks.py``), so an account that schedules many tasks
+ahead does not hold them in memory.
+
+A TaskId that stands twice in one batch of records (10,000, see ``reader.BATCH_ROWS``)
+keeps its later read, the page that arrived last. One already written in an earlier batch
+of the run is not written again, whatever the later read says: that row is on its way to
+the destination, and a second one for the key would wedge a Delta table for good (issue 23).
 
 Why not tell the load the rows are deduplicated (dlt's merge option ``deduplicated``),
 which they are, and skip dlt's numbering of the staging rows by key: a load resumed after a
@@ -65,6 +71,8 @@ class RunWriter:
         self.deleted_tasks = deleted_tasks
         """``"delete"``: rows with ``deleted_at`` set are removed by the merge (hard_delete)."""
         self._rejects_written: set[str] = set()
+        self._written = TaskIdHashes()
+        """Every task row handed on in this run (held open ones once written)."""
         self._held = OpenTaskBuffer(spill_directory)
         self._settled_since_held: set[str] = set()
         """Open when read before, settled now: written then, and not at the end."""
@@ -79,7 +87,13 @@ class RunWriter:
     ) -> Iterator[Any]:
         """Items for ``tasks`` that are settled (open ones are held) and for the rejects
         not written yet. With ``earlier``, tasks an earlier pass read are left out, unless
-        they were held open: those are written once, at the end or when they settle."""
+        they were held open: those are written once, at the end or when they settle. A
+        TaskId twice in ``tasks`` keeps its last row; one written before is left out."""
+        tasks = last_read_per_task(tasks)
+        if self._written and tasks.num_rows:
+            unwritten = ~self._written.contains(task_id_hashes(tasks))
+            if not unwritten.all():
+                tasks = tasks.filter(pa.array(unwritten, pa.bool_()))
         if earlier is not None and tasks.num_rows:
             ids = tasks.column("task_id").to_pylist()
             held = self._held.ids
@@ -126,13 +140,71 @@ class RunWriter:
             yield self._tasks_item(rows)
 
     def _tasks_item(self, tasks: pa.Table) -> Any:
-        """The item for ``tasks``, counted."""
+        """The item for ``tasks``, counted and remembered."""
         self.rows_written += tasks.num_rows
+        self._written.add(task_id_hashes(tasks))
         return tasks_item(tasks, self.deleted_tasks, self.account)
 
     def close(self) -> None:
         """Remove the held rows' files."""
         self._held.close()
+
+
+def last_read_per_task(tasks: pa.Table) -> pa.Table:
+    """``tasks`` with one row per TaskId, the last one (rows come in the order they were
+    read), in their order; the table itself when no TaskId repeats (the usual batch)."""
+    ids = tasks.column("task_id")
+    if tasks.num_rows < 2 or pc.count_distinct(ids).as_py() == tasks.num_rows:
+        return tasks
+    places = pa.array(np.arange(tasks.num_rows, dtype=np.int64))
+    last = (
+        pa.table({"task_id": ids, "place": places})
+        .group_by("task_id", use_threads=False)
+        .aggregate([("place", "max")])
+        .column("place_max")
+        .to_numpy()
+    )
+    return tasks.take(pa.array(np.sort(last)))
+
+
+def task_id_hashes(tasks: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The in-process hashes of ``tasks``' TaskIds, as :class:`TaskIdHashes` keeps them."""
+    ids = tasks.column("task_id").to_pylist()
+    return np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+
+
+class TaskIdHashes:
+    """A set of TaskId hashes, 8 bytes a task, in a few sorted NumPy runs.
+
+    A Python set of the TaskIds written would cost about 100 bytes a task (100 MB at a
+    million). Runs of similar length are merged as they come (as in a log-structured
+    merge), so a run holds at most about log2(tasks / batch) of them and a lookup is that
+    many binary searches. Two TaskIds sharing a 64-bit hash (about 3 in 100 million at a
+    million tasks) would leave the second unwritten in that run: ``reader.EarlierPasses``
+    accepts the same odds.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._runs)
+
+    def contains(self, hashes: np.ndarray[Any, np.dtype[np.int64]]) -> np.ndarray[Any, Any]:
+        """For each hash, whether it was added."""
+        found = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            places = np.searchsorted(run, hashes).clip(max=len(run) - 1)
+            found |= run[places] == hashes
+        return found
+
+    def add(self, hashes: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+        if not len(hashes):
+            return
+        self._runs.append(np.sort(hashes))
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]))
 
 
 def spill_directory() -> str | None:
