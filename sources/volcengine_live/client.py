@@ -1,5 +1,7 @@
-"""A client for ``ListPullRecordTask``: one signed, retried page at a time, or every page
-of the account concurrently under the account's rate limit.
+"""A client for one action of the Live API (``ListPullRecordTask`` unless told otherwise): one
+signed, retried request at a time, or every page of the task list concurrently under the
+action's rate limit. ``DescribeRecordTaskFileHistory`` (``record_files.py``) uses a client of
+its own, for its own limit (10/s), through :meth:`LiveApiClient.call`.
 
 Why not dlt's retrying ``Client``: it retries by re-sending the same prepared request, so
 the ``X-Date`` signed into it grows stale and a long backoff ends in ``InvalidTimestamp``;
@@ -21,11 +23,13 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from dlt.common.json import json
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
@@ -48,6 +52,9 @@ _NETWORK_ERRORS = (
     requests.exceptions.ContentDecodingError,
 )
 _JSON = {"Content-Type": "application/json"}
+T = TypeVar("T")
+Parse = Callable[[int, Any, bytes], T]
+"""``parse(status, headers, body)``: the answer's meaning, or the error it carries."""
 
 
 @dataclass
@@ -125,7 +132,12 @@ def _is_loopback(hostname: str) -> bool:
 
 
 class LiveApiClient:
-    """Reads ``ListPullRecordTask`` pages with signing, retries and a shared rate limit."""
+    """Reads ``ListPullRecordTask`` pages (or calls ``action``) with signing, retries and a
+    rate limit shared by every thread of this client.
+
+    ``account_limit`` is the action's documented limit per account (the rate limiter's
+    guard depends on how close the configured rate is to it); ``body_fields`` are sent with
+    every page of the task list (its optional filters)."""
 
     def __init__(
         self,
@@ -133,10 +145,16 @@ class LiveApiClient:
         secret_access_key: str,
         session_token: str | None = None,
         config: ClientConfig | None = None,
+        *,
+        action: str = settings.ACTION,
+        account_limit: float = settings.ACCOUNT_REQUESTS_PER_SECOND,
+        body_fields: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or ClientConfig()
         self.endpoint = validate_endpoint(self.config.endpoint)
-        self.url = f"{self.endpoint}/?Action={settings.ACTION}&Version={settings.API_VERSION}"
+        self.action = action
+        self.body_fields = dict(body_fields or {})
+        self.url = f"{self.endpoint}/?Action={action}&Version={settings.API_VERSION}"
         self._signer = VolcengineSigner(
             access_key_id,
             secret_access_key,
@@ -144,7 +162,7 @@ class LiveApiClient:
             region=self.config.region,
             service=self.config.service,
         )
-        self.limiter = RateLimiter(self.config.requests_per_second)
+        self.limiter = RateLimiter(self.config.requests_per_second, account_limit=account_limit)
         self.stats = ClientStats()
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -178,15 +196,29 @@ class LiveApiClient:
             self._sessions.clear()
 
     def fetch_page(self, page_num: int, page_size: int) -> Page:
-        """One page, retrying transient faults with exponential backoff; each attempt is
-        signed afresh. Permanent errors raise :class:`ApiError` at once."""
-        body = f'{{"PageNum": {int(page_num)}, "PageSize": {int(page_size)}}}'.encode()
+        """One page of the task list, retrying transient faults with exponential backoff;
+        each attempt is signed afresh. Permanent errors raise :class:`ApiError` at once."""
+        if self.body_fields:
+            fields = {"PageNum": int(page_num), "PageSize": int(page_size), **self.body_fields}
+            body = json.dumps(fields).encode()
+        else:  # the usual body, without a JSON encoder's cost per page
+            body = f'{{"PageNum": {int(page_num)}, "PageSize": {int(page_size)}}}'.encode()
+
+        def parse(status: int, headers: Any, content: bytes) -> Page:
+            return parse_page(status, headers, content, page_num, page_size)
+
+        return self.call(body, parse, f"Page {page_num}")
+
+    def call(self, body: bytes, parse: Parse[T], what: str) -> T:
+        """One request of this client's action with ``body``, its answer read by ``parse``;
+        transient faults retried as for a page, ``what`` naming the request in logs and
+        errors."""
         last_error: Exception | None = None
         for attempt in range(1, self.config.max_attempts + 1):
             self.limiter.acquire()
             retry_after: float | None = None
             try:
-                page = self._attempt(page_num, page_size, body)
+                page = self._attempt(body, parse)
             except ApiError as error:
                 if not error.transient:
                     raise
@@ -208,8 +240,8 @@ class LiveApiClient:
             self.stats.count_retry(reason, throttled)
             delay = self._backoff(attempt, retry_after)
             logger.warning(
-                "Page %d: %s; retry %d of %d in %.1fs",
-                page_num,
+                "%s: %s; retry %d of %d in %.1fs",
+                what,
                 _describe(last_error),
                 attempt,
                 self.config.max_attempts - 1,
@@ -217,7 +249,7 @@ class LiveApiClient:
             )
             time.sleep(delay)
         raise RetriesExhaustedError(
-            f"Page {page_num} failed {self.config.max_attempts} times in a row; last error: "
+            f"{what} failed {self.config.max_attempts} times in a row; last error: "
             f"{_describe(last_error)}. The API or the network is failing; run again later, or "
             "raise max_attempts or request_timeout under [sources.volcengine_live]."
         ) from last_error
@@ -228,7 +260,7 @@ class LiveApiClient:
         base: float = self.config.backoff_seconds * 2.0 ** (attempt - 1)
         return min(self.config.max_backoff_seconds, base) * random.uniform(0.5, 1.0)
 
-    def _attempt(self, page_num: int, page_size: int, body: bytes) -> Page:
+    def _attempt(self, body: bytes, parse: Parse[T]) -> T:
         self.stats.count_request()
         session, send_settings = self._session()
         request = requests.Request(
@@ -241,7 +273,7 @@ class LiveApiClient:
         )
         content = _read_body(response)  # a truncated body raises ChunkedEncodingError here
         self.stats.count_answer()
-        return parse_page(response.status_code, response.headers, content, page_num, page_size)
+        return parse(response.status_code, response.headers, content)
 
     def scan(self, page_size: int) -> Scan:
         """Every page of the account; see :class:`Scan`."""
