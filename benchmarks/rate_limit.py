@@ -123,11 +123,11 @@ def run_child(endpoint: str, limiter_name: str, rps: float) -> dict[str, Any]:
     log_lock = threading.Lock()
     attempt = client._attempt
 
-    def logged(page_num: int, page_size: int, body: bytes) -> Any:
+    def logged(body: bytes, parse: Any, what: str) -> Any:
         started = time.monotonic()
         outcome = "ok"
         try:
-            return attempt(page_num, page_size, body)
+            return attempt(body, parse, what)
         except ApiError as error:
             outcome = "429" if error.http_status == 429 else "error"
             raise
@@ -159,6 +159,7 @@ def run_competitor(endpoint: str, rps: float) -> None:
     SIGTERM; never back off (production traffic); print the outcomes as JSON."""
     from volcengine_live.client import ClientConfig, LiveApiClient
     from volcengine_live.errors import ApiError
+    from volcengine_live.responses import parse_page
 
     config = ClientConfig(endpoint=endpoint, requests_per_second=None, max_attempts=1)
     client = LiveApiClient(ACCESS_KEY_ID, SECRET_ACCESS_KEY, config=config)
@@ -169,9 +170,12 @@ def run_competitor(endpoint: str, rps: float) -> None:
 
     body = b'{"PageNum": 1, "PageSize": 1}'
 
+    def parse(status: int, headers: Any, content: bytes) -> Any:
+        return parse_page(status, headers, content, 1, 1)
+
     def one() -> None:
         try:
-            client._attempt(1, 1, body)  # one attempt, no retry: a 429 is the answer
+            client._attempt(body, parse, "Page 1")  # one attempt, no retry: a 429 is the answer
             outcome = "ok"
         except ApiError as error:
             outcome = "429" if error.http_status == 429 else "error"

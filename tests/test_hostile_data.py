@@ -12,8 +12,8 @@ import dlt
 import pytest
 from conftest import Loader, assert_matches_emulator, now
 from postgres_server import postgres_server_or_skip
-from volcengine_live_run import check_table_fits
 
+from volcengine_live_cli.run import check_table_fits
 from volcengine_live_emulator import REMOVE
 from volcengine_live_emulator.hostile import HostileData, make_hostile
 

@@ -1,8 +1,10 @@
-"""The emulated ``ListPullRecordTask`` endpoint: one request in, one :class:`Response` out.
+"""The emulated ``ListPullRecordTask`` endpoint (and ``DescribeRecordTaskFileHistory``, see
+:mod:`volcengine_live_emulator.files`): one request in, one :class:`Response` out.
 
 Nothing here touches sockets; :mod:`volcengine_live_emulator.server` does the HTTP. The order
-of checks is the gateway's: route (Action/Version), signature, rate limit, body validation;
-then the request hook, the fault queue, and finally the page itself.
+of checks is the gateway's: route (Action/Version), signature, rate limit (each action its
+own), body validation; then the request hook, the fault queue (each action its own), and
+finally the page itself.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ApiFailure, error_envelope
 from .faults import ENVELOPE_KINDS, Fault, FaultQueue
+from .files import FILE_ACTION, RecordFiles, parse_file_request
 from .ratelimit import SlidingWindowLimiter
 from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring, claimed_access_key, verify_request
 from .stats import Stats
 from .store import TaskStore
+from .task_filters import FilteredTasks, Filters, parse_task_filters
 
 ACTION = "ListPullRecordTask"
 VERSION = "2023-01-01"
@@ -76,6 +80,9 @@ class Settings:
     service: str = SERVICE
     max_skew: float = DEFAULT_MAX_SKEW_SECONDS
     verify_signatures: bool = True
+    filter_tasks: bool = True
+    """Whether ``ListPullRecordTask`` applies its optional filters (a server that predates
+    them ignores them)."""
 
 
 def parse_page_request(body: bytes) -> tuple[int, int]:
@@ -150,8 +157,16 @@ class ApiService:
         settings: Settings,
         stop: threading.Event,
         seed: int = 0,
+        record_files: RecordFiles | None = None,
+        file_limiter: SlidingWindowLimiter | None = None,
+        file_faults: FaultQueue | None = None,
     ) -> None:
         self.store = store
+        # `is None`, not `or`: an empty fault queue is falsy
+        self.record_files = RecordFiles(store, seed) if record_files is None else record_files
+        self.file_limiter = SlidingWindowLimiter(None) if file_limiter is None else file_limiter
+        self.file_faults = FaultQueue(seed) if file_faults is None else file_faults
+        self.filtered = FilteredTasks(store)
         self.keyring = keyring
         self.limiter = limiter
         self.faults = faults
@@ -197,7 +212,8 @@ class ApiService:
         if delay > 0:
             self.stop.wait(delay)
         try:
-            if params.get("Action") != ACTION or params.get("Version") != VERSION:
+            action = params.get("Action")
+            if action not in (ACTION, FILE_ACTION) or params.get("Version") != VERSION:
                 raise ApiFailure(
                     "InvalidActionOrVersion",
                     action=params.get("Action", ""),
@@ -206,7 +222,7 @@ class ApiService:
             if method != "POST" or parts.path not in ("", "/"):
                 raise ApiFailure(
                     "InvalidActionOrVersion",
-                    f"Could not find operation {ACTION} for version {VERSION} at "
+                    f"Could not find operation {action} for version {VERSION} at "
                     f"{method} {parts.path or '/'}; it is served by POST /.",
                 )
             if settings.verify_signatures:
@@ -224,9 +240,13 @@ class ApiService:
                 )
             else:
                 access_key_id = claimed_access_key(headers)
-            if not self.limiter.allow(access_key_id):
+            limiter = self.file_limiter if action == FILE_ACTION else self.limiter
+            if not limiter.allow(access_key_id):
                 raise ApiFailure("FlowLimitExceeded", headers=_retry_after(settings.retry_after))
+            if action == FILE_ACTION:
+                return self._files(metadata, body)
             page_num, page_size = parse_page_request(body)
+            filters = parse_task_filters(body) if settings.filter_tasks else ()
             self._run_hooks(page_num)
             self.store.on_api_request()
             fault = self.faults.take(page_num)
@@ -235,7 +255,7 @@ class ApiService:
                 answer = self._fault(fault, metadata, page_num, page_size)
                 if answer is not None:
                     return answer
-            body_bytes, rows = self._page(metadata, page_num, page_size)
+            body_bytes, rows = self._page(metadata, page_num, page_size, filters=filters)
             self.stats.record_response(200, rows=rows)
             return Response(200, body_bytes)
         except ApiFailure as failure:
@@ -263,8 +283,12 @@ class ApiService:
         page_size: int,
         *,
         pagination: bool = True,
+        filters: Filters = (),
     ) -> tuple[bytes, int]:
-        rows, count, total = self.store.page_blob(page_num, page_size)
+        if filters:
+            rows, count, total = self.filtered.page_blob(filters, page_num, page_size)
+        else:
+            rows, count, total = self.store.page_blob(page_num, page_size)
         parts = [
             b'{"ResponseMetadata":',
             json.dumps(metadata, separators=(",", ":")).encode(),
@@ -280,6 +304,43 @@ class ApiService:
             )
         parts.append(b"}}")
         return b"".join(parts), count
+
+    def _files(self, metadata: dict[str, Any], body: bytes) -> Response:
+        """One page of ``DescribeRecordTaskFileHistory``: checked, then its own fault queue
+        (page-shaped kinds bend the file page), then the files of the window."""
+        query = parse_file_request(body)
+        fault = self.file_faults.take(query.page_num)
+
+        def page(pagination: bool = True, rows: Any = None) -> tuple[bytes, int]:
+            found, total = self.record_files.page(query)
+            result: dict[str, Any] = {"Data": found if rows is None else rows}
+            if pagination:
+                result["Pagination"] = {
+                    "PageCur": query.page_num,
+                    "PageSize": query.page_size,
+                    "PageTotal": -(-total // query.page_size),
+                    "TotalCount": total,
+                }
+            document = {"ResponseMetadata": metadata, "Result": result}
+            return json.dumps(document, ensure_ascii=False).encode(), len(found)
+
+        if fault is not None:
+            self.stats.record_fault(fault.kind)
+            if fault.kind in ("truncated", "list_not_list", "missing_pagination"):
+                self.stats.record_response(200)
+                if fault.kind == "truncated":
+                    self.stats.record_dropped()
+                    return Response(200, page()[0], drop="truncate")
+                if fault.kind == "list_not_list":
+                    value = fault.value if fault.value is not None else {}
+                    return Response(200, page(rows=value)[0])
+                return Response(200, page(pagination=False)[0])
+            answer = self._fault(fault, metadata, query.page_num, query.page_size)
+            if answer is not None:
+                return answer
+        body_bytes, count = page()
+        self.stats.record_response(200, rows=count)
+        return Response(200, body_bytes)
 
     def _fault(
         self, fault: Fault, metadata: dict[str, Any], page_num: int, page_size: int

@@ -1,4 +1,5 @@
-"""The :class:`Emulator`: a local ListPullRecordTask endpoint with its controls."""
+"""The :class:`Emulator`: a local ListPullRecordTask (and DescribeRecordTaskFileHistory)
+endpoint with its controls."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .api import DEFAULT_REGION, SERVICE, ApiService, RequestHook, Settings
 from .control import ControlApi
 from .data import TaskGenerator
 from .faults import FaultQueue
+from .files import DEFAULT_FILE_RATE_LIMIT, SELECTIONS, RecordFiles
 from .ratelimit import SlidingWindowLimiter
 from .server import EmulatorHTTPServer
 from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring
@@ -47,6 +49,13 @@ class Emulator:
     ``prerender`` (a page size) renders every page of that size at :meth:`start` and serves
     them from memory; ``verify_signatures=False`` skips the signature check (the access key
     named in Authorization is still what the rate limit counts).
+
+    ``DescribeRecordTaskFileHistory`` serves the files of the finished tasks
+    (:attr:`record_files`, see :mod:`volcengine_live_emulator.files`), under a limit of its
+    own, ``file_rate_limit`` per access key (None: off), with its own fault queue
+    (:attr:`file_faults`); ``file_selection`` is which files a window selects (``start``:
+    those starting in it; ``overlap``). ``filter_tasks=False`` makes ``ListPullRecordTask``
+    ignore its optional Vhost/Domain/App/Stream filters, as an older server would.
     """
 
     def __init__(
@@ -75,7 +84,12 @@ class Emulator:
         accounts: Mapping[str, str] | None = None,
         prerender: int | None = None,
         verify_signatures: bool = True,
+        file_rate_limit: float | None = DEFAULT_FILE_RATE_LIMIT,
+        file_selection: str = "start",
+        filter_tasks: bool = True,
     ) -> None:
+        if file_selection not in SELECTIONS:
+            raise ValueError(f"file_selection must be one of {SELECTIONS}")
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
         anchor = _epoch(now)
@@ -95,6 +109,10 @@ class Emulator:
         limiter = SlidingWindowLimiter(rate_limit)
         limiter.update(key_rate_limits, accounts)
         self.faults = FaultQueue(seed if fault_seed is None else fault_seed)
+        self.file_faults = FaultQueue(seed if fault_seed is None else fault_seed)
+        """Faults of ``DescribeRecordTaskFileHistory`` requests only."""
+        self.record_files = RecordFiles(self.store, seed, file_selection)
+        """The files the API lists, what became of each finished task (for tests)."""
         self.stats = Stats()
         self._stop = threading.Event()
         self._service = ApiService(
@@ -111,9 +129,13 @@ class Emulator:
                 service=SERVICE,
                 max_skew=max_clock_skew,
                 verify_signatures=verify_signatures,
+                filter_tasks=filter_tasks,
             ),
             stop=self._stop,
             seed=seed,
+            record_files=self.record_files,
+            file_limiter=SlidingWindowLimiter(file_rate_limit),
+            file_faults=self.file_faults,
         )
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -215,6 +237,29 @@ class Emulator:
     @rate_limit.setter
     def rate_limit(self, value: float | None) -> None:
         self._service.limiter.rate = value
+
+    @property
+    def file_rate_limit(self) -> float | None:
+        """``DescribeRecordTaskFileHistory`` requests per second per access key; None = off."""
+        return self._service.file_limiter.rate
+
+    @file_rate_limit.setter
+    def file_rate_limit(self, value: float | None) -> None:
+        self._service.file_limiter.rate = value
+
+    @property
+    def file_limiter(self) -> SlidingWindowLimiter:
+        """The ``DescribeRecordTaskFileHistory`` limiter (its window, its counts)."""
+        return self._service.file_limiter
+
+    @property
+    def filter_tasks(self) -> bool:
+        """Whether ListPullRecordTask applies its optional filters (default True)."""
+        return self._service.settings.filter_tasks
+
+    @filter_tasks.setter
+    def filter_tasks(self, value: bool) -> None:
+        self._service.settings.filter_tasks = bool(value)
 
     @property
     def retry_after(self) -> float | None:

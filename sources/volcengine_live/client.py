@@ -1,5 +1,7 @@
-"""A client for ``ListPullRecordTask``: one signed, retried page at a time, or every page
-of the account concurrently under the account's rate limit.
+"""A client for one action of the Live API (``ListPullRecordTask`` unless told otherwise): one
+signed, retried request at a time, or every page of the task list concurrently under the
+action's rate limit. ``DescribeRecordTaskFileHistory`` (``record_files.py``) uses a client of
+its own, for its own limit (10/s), through :meth:`LiveApiClient.call`.
 
 Why not dlt's retrying ``Client``: it retries by re-sending the same prepared request, so
 the ``X-Date`` signed into it grows stale and a long backoff ends in ``InvalidTimestamp``;
@@ -39,12 +41,13 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from dlt.common.json import json
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
@@ -86,6 +89,9 @@ _READ_SIZE = 1 << 20
 _REARM_SECONDS = 0.05
 """How soon the watchdog looks again at an attempt past its deadline that is still running
 (its socket was not connected yet, or is being replaced)."""
+T = TypeVar("T")
+Parse = Callable[[int, Any, bytes], T]
+"""``parse(status, headers, body)``: the answer's meaning, or the error it carries."""
 
 
 @dataclass
@@ -163,7 +169,12 @@ def _is_loopback(hostname: str) -> bool:
 
 
 class LiveApiClient:
-    """Reads ``ListPullRecordTask`` pages with signing, retries and a shared rate limit."""
+    """Reads ``ListPullRecordTask`` pages (or calls ``action``) with signing, retries and a
+    rate limit shared by every thread of this client.
+
+    ``account_limit`` is the action's documented limit per account (the rate limiter's
+    guard depends on how close the configured rate is to it); ``body_fields`` are sent with
+    every page of the task list (its optional filters)."""
 
     def __init__(
         self,
@@ -173,11 +184,16 @@ class LiveApiClient:
         config: ClientConfig | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        action: str = settings.ACTION,
+        account_limit: float = settings.ACCOUNT_REQUESTS_PER_SECOND,
+        body_fields: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or ClientConfig()
         self._sleep = sleep  # injectable, as the rate limiter's: tests wait without waiting
         self.endpoint = validate_endpoint(self.config.endpoint)
-        self.url = f"{self.endpoint}/?Action={settings.ACTION}&Version={settings.API_VERSION}"
+        self.action = action
+        self.body_fields = dict(body_fields or {})
+        self.url = f"{self.endpoint}/?Action={action}&Version={settings.API_VERSION}"
         self._signer = VolcengineSigner(
             access_key_id,
             secret_access_key,
@@ -185,7 +201,7 @@ class LiveApiClient:
             region=self.config.region,
             service=self.config.service,
         )
-        self.limiter = RateLimiter(self.config.requests_per_second)
+        self.limiter = RateLimiter(self.config.requests_per_second, account_limit=account_limit)
         self.stats = ClientStats()
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -235,7 +251,7 @@ class LiveApiClient:
                 self._run_started = time.monotonic()
             return self._run_started + self.config.run_timeout
 
-    def _check_run_deadline(self, page_num: int, last_error: Exception | None) -> None:
+    def _check_run_deadline(self, what: str, last_error: Exception | None) -> None:
         """Fail the run once its deadline has passed: checked before each request and
         each wait, so it ends one request late at most (and that request is cut short)."""
         deadline = self.run_deadline()
@@ -244,24 +260,38 @@ class LiveApiClient:
         last = f" The last fault: {_describe(last_error)}." if last_error else ""
         raise RunTimeoutError(
             f"The run took longer than run_timeout ({self.config.run_timeout:g} s) and was "
-            f"stopped while reading page {page_num}; nothing of it was committed, so the next "
+            f"stopped while reading {what.lower()}; nothing of it was committed, so the next "
             f"run starts where the last complete one ended.{last} Raise run_timeout under "
             "[sources.volcengine_live] if the account needs longer, or look at the API's "
             "speed and the warnings above."
         ) from last_error
 
     def fetch_page(self, page_num: int, page_size: int) -> Page:
-        """One page, retrying transient faults with exponential backoff; each attempt is
-        signed afresh. Permanent errors raise :class:`ApiError` at once."""
-        body = f'{{"PageNum": {int(page_num)}, "PageSize": {int(page_size)}}}'.encode()
+        """One page of the task list, retrying transient faults with exponential backoff;
+        each attempt is signed afresh. Permanent errors raise :class:`ApiError` at once."""
+        if self.body_fields:
+            fields = {"PageNum": int(page_num), "PageSize": int(page_size), **self.body_fields}
+            body = json.dumps(fields).encode()
+        else:  # the usual body, without a JSON encoder's cost per page
+            body = f'{{"PageNum": {int(page_num)}, "PageSize": {int(page_size)}}}'.encode()
+
+        def parse(status: int, headers: Any, content: bytes) -> Page:
+            return parse_page(status, headers, content, page_num, page_size)
+
+        return self.call(body, parse, f"Page {page_num}")
+
+    def call(self, body: bytes, parse: Parse[T], what: str) -> T:
+        """One request of this client's action with ``body``, its answer read by ``parse``;
+        transient faults retried as for a page, ``what`` naming the request in logs and
+        errors."""
         last_error: Exception | None = None
         for attempt in range(1, self.config.max_attempts + 1):
-            self._check_run_deadline(page_num, last_error)
+            self._check_run_deadline(what, last_error)
             self.limiter.acquire()
-            self._check_run_deadline(page_num, last_error)
+            self._check_run_deadline(what, last_error)
             retry_after: float | None = None
             try:
-                page = self._attempt(page_num, page_size, body)
+                page = self._attempt(body, parse, what)
             except ApiError as error:
                 if not error.transient:
                     raise
@@ -288,10 +318,10 @@ class LiveApiClient:
             deadline = self.run_deadline()
             if deadline is not None and time.monotonic() + delay >= deadline:
                 self._sleep(max(0.0, deadline - time.monotonic()))  # no retry would start
-                self._check_run_deadline(page_num, last_error)
+                self._check_run_deadline(what, last_error)
             logger.warning(
-                "Page %d: %s; retry %d of %d in %.1fs",
-                page_num,
+                "%s: %s; retry %d of %d in %.1fs",
+                what,
                 _describe(last_error),
                 attempt,
                 self.config.max_attempts - 1,
@@ -299,7 +329,7 @@ class LiveApiClient:
             )
             self._sleep(delay)
         raise RetriesExhaustedError(
-            f"Page {page_num} failed {self.config.max_attempts} times in a row; last error: "
+            f"{what} failed {self.config.max_attempts} times in a row; last error: "
             f"{_describe(last_error)}. The API or the network is failing; run again later, or "
             "raise max_attempts or request_timeout under [sources.volcengine_live]."
         ) from last_error
@@ -310,7 +340,7 @@ class LiveApiClient:
         base: float = self.config.backoff_seconds * 2.0 ** (attempt - 1)
         return min(self.config.max_backoff_seconds, base) * random.uniform(0.5, 1.0)
 
-    def _attempt(self, page_num: int, page_size: int, body: bytes) -> Page:
+    def _attempt(self, body: bytes, parse: Parse[T], what: str) -> T:
         self.stats.count_request()
         session, send_settings = self._session()
         request = requests.Request(
@@ -331,11 +361,11 @@ class LiveApiClient:
             response = session.send(
                 prepared, timeout=(min(10.0, left), left + 1.0), **send_settings
             )
-            content = _read_body(response, self.config.max_response_bytes, page_num, watched)
+            content = _read_body(response, self.config.max_response_bytes, what, watched)
         except (*_NETWORK_ERRORS, TransientError) as error:
             if watched.expired or time.monotonic() >= watched.deadline:
                 raise RequestDeadlineError(
-                    f"Page {page_num} was not answered in whole within its deadline of "
+                    f"{what} was not answered in whole within its deadline of "
                     f"{watched.deadline - started:.3g} s (request_timeout {timeout:g} s, for "
                     "connect, headers and the whole body: the server is stalled or sends "
                     "its answer a trickle at a time)"
@@ -345,14 +375,14 @@ class LiveApiClient:
             watched.finish()
             _current.attempt = None
         self.stats.count_answer()
-        return parse_page(response.status_code, response.headers, content, page_num, page_size)
+        return parse(response.status_code, response.headers, content)
 
     def scan(self, page_size: int) -> Scan:
         """Every page of the account; see :class:`Scan`."""
         return Scan(self.fetch_page, page_size, self.config.max_concurrency)
 
 
-def _read_body(response: requests.Response, limit: int, page_num: int, watched: _Attempt) -> bytes:
+def _read_body(response: requests.Response, limit: int, what: str, watched: _Attempt) -> bytes:
     """The whole body of a response sent with ``stream=True``, inflated, at most ``limit``
     bytes (:class:`ResponseTooLargeError` past it, before more is inflated); its errors
     raised as ``Response.content`` raises them, so retries and fault counts name them
@@ -362,7 +392,7 @@ def _read_body(response: requests.Response, limit: int, page_num: int, watched: 
     try:
         inflater = _Inflater(response.headers.get("Content-Encoding"))
         if inflater.identity and (raw.length_remaining or 0) > limit:
-            raise _too_large(page_num, limit)  # said before a byte is read
+            raise _too_large(what, limit)  # said before a byte is read
         parts: list[bytes] = []
         size = 0
         while True:
@@ -375,7 +405,7 @@ def _read_body(response: requests.Response, limit: int, page_num: int, watched: 
             for part in inflater.inflate(chunk, limit - size):
                 size += len(part)
                 if size > limit:
-                    raise _too_large(page_num, limit)
+                    raise _too_large(what, limit)
                 parts.append(part)
         # The body is in: the connection may serve another request from here on (urllib3
         # gave it back at the end of the body), so the watchdog must leave it alone.
@@ -393,9 +423,9 @@ def _read_body(response: requests.Response, limit: int, page_num: int, watched: 
         response.close()
 
 
-def _too_large(page_num: int, limit: int) -> ResponseTooLargeError:
+def _too_large(what: str, limit: int) -> ResponseTooLargeError:
     return ResponseTooLargeError(
-        f"Page {page_num}: the response is larger than max_response_bytes ({limit:,} bytes) "
+        f"{what}: the response is larger than max_response_bytes ({limit:,} bytes) "
         "once decompressed, where a page of 500 tasks is about 100 KB: the endpoint is not "
         "the API, or a proxy or server misbehaves. Check [sources.volcengine_live] endpoint "
         "and any proxy (HTTPS_PROXY); raise max_response_bytes only if real pages are this "

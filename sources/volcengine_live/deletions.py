@@ -24,6 +24,9 @@ was itself complete. ``deleted_at`` is when the run began reading the list; the 
 the task's last fields, and ``seen_at`` is set to the same instant so that the newest row
 of an append-only destination is the flagged one.
 
+With task filters (``vhost``, ``domain``, ``app``, ``stream``), only rows within them are
+candidates: a run over a part of the list never flags a task outside that part.
+
 A flagged task is not live in the destination any more, so it is not flagged or written
 again; one that comes back under the same TaskId is read, and written as usual (by the
 window, as open, or because its day's fingerprint changed), with ``deleted_at`` null.
@@ -44,6 +47,7 @@ from .reader import EarlierPasses, ListPass
 from .records import TIMESTAMP_TYPE
 from .scan import ScanReport
 from .state import DAY_US, IncrementalState
+from .task_filter import TaskFilter
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,8 @@ class DeletionFinder:
     plan: WritePlan
     account: str | None = None
     """The account label of the rows, when several accounts share the table."""
+    task_filter: TaskFilter | None = None
+    """The run's task filters: rows outside them are not this run's to flag."""
     candidates: pa.Table | None = field(default=None, init=False)
     """Rows the destination holds as live that the main passes did not read."""
     unreadable: str | None = field(default=None, init=False)
@@ -130,7 +136,10 @@ class DeletionFinder:
         rows = read_rows(Slices([], missing, slices.account))
         # By TaskId alone the latest row of a task can be another than within the slices
         # (a table with several rows a task, whose StartTime changed): judged as it is.
-        return None if rows is None else _live(rows)
+        if rows is None:
+            return None
+        # Whole rows carry vhost/domain/app/stream: outside the filters, not ours to judge.
+        return _live(rows) if self.task_filter is None else self.task_filter.rows(_live(rows))
 
     def confirmed(self, extra: ListPass | None) -> pa.Table:
         """The candidates that the extra pass did not read either, with ``deleted_at`` and

@@ -39,16 +39,18 @@ _HINTS: dict[str, str] = {
         "clock (NTP) and run again."
     ),
     "InvalidActionOrVersion": (
-        "The endpoint does not serve ListPullRecordTask 2023-01-01. Check "
-        "[sources.volcengine_live] endpoint."
+        "The endpoint does not serve ListPullRecordTask (or, for record_files, "
+        "DescribeRecordTaskFileHistory) 2023-01-01. Check [sources.volcengine_live] endpoint."
     ),
     "AccessDenied": (
         "The credentials lack permission. Grant the IAM policy action "
-        "live:ListPullRecordTask to this user or role."
+        "live:ListPullRecordTask (and live:DescribeRecordTaskFileHistory for record_files) "
+        "to this user or role."
     ),
     "LackPolicy": (
         "The credentials lack permission. Grant the IAM policy action "
-        "live:ListPullRecordTask to this user or role."
+        "live:ListPullRecordTask (and live:DescribeRecordTaskFileHistory for record_files) "
+        "to this user or role."
     ),
     "RequestForbidden": "The account may not use this resource. Check the account and region.",
     "RequestForbidden.AccountIDNotAllow": (

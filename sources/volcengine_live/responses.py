@@ -29,9 +29,18 @@ class Page:
     fetched_at: float
 
 
-def parse_page(status: int, headers: Any, content: bytes, page_num: int, page_size: int) -> Page:
+def parse_page(
+    status: int,
+    headers: Any,
+    content: bytes,
+    page_num: int,
+    page_size: int,
+    rows_key: str = "List",
+) -> Page:
     """Classify one HTTP answer: a :class:`Page`, or raise the error it carries
-    (:class:`ApiError`, or :class:`TransientError` for what is worth another try)."""
+    (:class:`ApiError`, or :class:`TransientError` for what is worth another try).
+    ``rows_key`` names the rows under ``Result``: ``List`` for tasks, ``Data`` for the
+    files of ``DescribeRecordTaskFileHistory``."""
     document = _json_or_none(content)
     metadata = document.get("ResponseMetadata") if isinstance(document, dict) else None
     error = metadata.get("Error") if isinstance(metadata, dict) else None
@@ -63,11 +72,11 @@ def parse_page(status: int, headers: Any, content: bytes, page_num: int, page_si
     result = document.get("Result") if isinstance(document, dict) else None
     if not isinstance(result, dict):
         raise MalformedResponseError("response has no Result object and no Error")
-    tasks = result.get("List")
+    tasks = result.get(rows_key)
     if tasks is None:
         tasks = []
     if not isinstance(tasks, list):
-        raise MalformedResponseError(f"Result.List is a {type(tasks).__name__}, not a list")
+        raise MalformedResponseError(f"Result.{rows_key} is a {type(tasks).__name__}, not a list")
     pagination = result.get("Pagination")
     total = pagination.get("TotalCount") if isinstance(pagination, dict) else None
     if not isinstance(total, int) or isinstance(total, bool) or total < 0:

@@ -11,8 +11,9 @@ values passed from Python, which dlt does not convert. Every bad value raises
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +63,31 @@ DEFAULT_DELETED_TASKS = "flag"
 TABLE_NAME = "pull_record_tasks"
 REJECTS_TABLE_NAME = "pull_record_task_rejects"
 
+FILES_ACTION = "DescribeRecordTaskFileHistory"
+FILES_TABLE_NAME = "record_files"
+FILES_ACCOUNT_REQUESTS_PER_SECOND = 10
+"""``DescribeRecordTaskFileHistory``'s own limit per account (not shared with the task list)."""
+DEFAULT_FILES_REQUESTS_PER_SECOND = 8.0
+"""Leaves a fifth of the action's limit to other tools, as the task list's default does."""
+MAX_FILES_WINDOW_HOURS = 7 * 24
+"""The API's widest window (``DateTo`` at most 7 days after ``DateFrom``)."""
+DEFAULT_FILES_LAG_HOURS = float(MAX_FILES_WINDOW_HOURS)
+"""Each run reads again the files that started this long before the latest one loaded: a
+recording is listed only once it has finished, so a file that started before the last run
+and finished after it is found by the next run if it lasted less than this."""
+DEFAULT_FILES_FIRST_WINDOW_HOURS = float(MAX_FILES_WINDOW_HOURS)
+"""How far back the first run looks when ``initial_start_time`` is not set."""
+MAX_FILES_PAGE_SIZE = 1000
+"""Not documented for 2023-01-01; the legacy SDK's ``[1, 1000]``."""
+DEFAULT_FILES_PAGE_SIZE = 100
+FILE_TYPES = ("tos", "vod")
+"""``Type`` of ``DescribeRecordTaskFileHistory``: files stored in TOS or in VOD."""
+DEFAULT_FILES_TYPE = "tos"
+
+TASK_FILTERS = ("vhost", "domain", "app", "stream")
+"""Optional filters of the task list (``Vhost``, ``Domain``, ``App``, ``Stream`` in the body
+of the newer SDKs), each also checked on every row."""
+
 STATUS_CODES: dict[str, str] = {
     "停用": "stopped",
     "未开始": "not_started",
@@ -100,6 +126,16 @@ SETTING_NAMES = (
     "deleted_tasks",
     "run_timeout",
     "max_response_bytes",
+    "vhost",
+    "domain",
+    "app",
+    "stream",
+    "record_files",
+    "record_files_type",
+    "record_files_lag_hours",
+    "record_files_first_window_hours",
+    "record_files_page_size",
+    "record_files_requests_per_second",
 )
 """The source's settings (its arguments but ``credentials`` and ``account``)."""
 
@@ -145,6 +181,18 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
+class FilesSettings:
+    """The ``record_files`` resource's settings, checked."""
+
+    enabled: bool = False
+    file_type: str = DEFAULT_FILES_TYPE
+    lag_hours: float = DEFAULT_FILES_LAG_HOURS
+    first_window_hours: float = DEFAULT_FILES_FIRST_WINDOW_HOURS
+    page_size: int = DEFAULT_FILES_PAGE_SIZE
+    requests_per_second: float | None = DEFAULT_FILES_REQUESTS_PER_SECOND
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """The source's settings, converted and checked: build it with :meth:`checked`."""
 
@@ -155,6 +203,9 @@ class SourceSettings:
     end_start_time: datetime | None = None
     max_rescans: int = DEFAULT_MAX_RESCANS
     deleted_tasks: str = DEFAULT_DELETED_TASKS
+    task_filters: dict[str, str] = field(default_factory=dict)
+    """The task-list filters set (``vhost``, ``domain``, ``app``, ``stream``), by name."""
+    files: FilesSettings = FilesSettings()
 
     @classmethod
     def checked(
@@ -175,6 +226,13 @@ class SourceSettings:
         deleted_tasks: Any = DEFAULT_DELETED_TASKS,
         run_timeout: Any = DEFAULT_RUN_TIMEOUT,
         max_response_bytes: Any = DEFAULT_MAX_RESPONSE_BYTES,
+        task_filters: Mapping[str, Any] | None = None,
+        record_files: Any = False,
+        record_files_type: Any = DEFAULT_FILES_TYPE,
+        record_files_lag_hours: Any = DEFAULT_FILES_LAG_HOURS,
+        record_files_first_window_hours: Any = DEFAULT_FILES_FIRST_WINDOW_HOURS,
+        record_files_page_size: Any = DEFAULT_FILES_PAGE_SIZE,
+        record_files_requests_per_second: Any = DEFAULT_FILES_REQUESTS_PER_SECOND,
     ) -> SourceSettings:
         """Settings from values as configured (TOML values, environment strings, Python
         objects); raises :class:`ConfigurationError` naming the first bad one."""
@@ -185,12 +243,7 @@ class SourceSettings:
                 f"end_start_time {until.isoformat()} is not after initial_start_time "
                 f"{since.isoformat()}: the backfill range is empty."
             )
-        checked_page_size = _whole("page_size", page_size)
-        if not 1 <= checked_page_size <= MAX_PAGE_SIZE:
-            raise ConfigurationError(
-                f"page_size {page_size} is out of range: the API takes 1 to {MAX_PAGE_SIZE}. "
-                + where_to_fix("page_size")
-            )
+        checked_page_size = _page_size("page_size", page_size, MAX_PAGE_SIZE)
         client = ClientConfig(
             endpoint=_text("endpoint", endpoint),
             region=_text("region", region),
@@ -218,6 +271,21 @@ class SourceSettings:
             end_start_time=until,
             max_rescans=_whole("max_rescans", max_rescans, minimum=0),
             deleted_tasks=_choice("deleted_tasks", deleted_tasks, DELETED_TASKS_MODES),
+            task_filters=_filters(task_filters or {}),
+            files=FilesSettings(
+                enabled=_flag("record_files", record_files),
+                file_type=_choice("record_files_type", record_files_type, FILE_TYPES),
+                lag_hours=_number("record_files_lag_hours", record_files_lag_hours, 0),
+                first_window_hours=_number(
+                    "record_files_first_window_hours", record_files_first_window_hours, 0
+                ),
+                page_size=_page_size(
+                    "record_files_page_size", record_files_page_size, MAX_FILES_PAGE_SIZE
+                ),
+                requests_per_second=_rate(
+                    record_files_requests_per_second, "record_files_requests_per_second"
+                ),
+            ),
         )
 
 
@@ -285,17 +353,17 @@ def _from_text(name: str, value: Any, parse: Callable[[str], Any], what: str) ->
         raise _refuse(name, value, what) from None
 
 
-def _rate(value: Any) -> float | None:
+def _rate(value: Any, name: str = "requests_per_second") -> float | None:
     """Requests per second; ``None``, 0 or ``"none"`` mean no client-side cap."""
     if _is_none(value):
         return None
-    rate = _number("requests_per_second", value, 0)
+    rate = _number(name, value, 0)
     if rate and rate < MIN_REQUESTS_PER_SECOND:
         # The limiter's window holds ceil(rate) requests, none at all for a rate within
         # 1e-9 of 0 (an IndexError); and one request in ten seconds is slower than any
         # account needs, so a smaller rate is a typo.
         raise _out_of_range(
-            "requests_per_second",
+            name,
             value,
             f"at least {MIN_REQUESTS_PER_SECOND:g} (one request every "
             f"{1 / MIN_REQUESTS_PER_SECOND:g} s), or 0 / none for no cap",
@@ -306,6 +374,41 @@ def _rate(value: Any) -> float | None:
 def _is_none(value: Any) -> bool:
     """No value: ``None``, or an empty or ``"none"`` string (an environment variable)."""
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+
+
+def _page_size(name: str, value: Any, maximum: int) -> int:
+    size = _whole(name, value)
+    if not 1 <= size <= maximum:
+        raise ConfigurationError(
+            f"{name} {value} is out of range: the API takes 1 to {maximum}. " + where_to_fix(name)
+        )
+    return size
+
+
+def _flag(name: str, value: Any) -> bool:
+    """True or false, also as the text an environment variable holds (true/false, 1/0)."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise _refuse(name, value, "true or false")
+    return value
+
+
+_FILTER_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _filters(values: Mapping[str, Any]) -> dict[str, str]:
+    """The task filters that are set: each a name of letters, digits, ``_ - .`` (what the
+    API allows in a Vhost, App or Stream); unset (None or empty) ones left out."""
+    checked: dict[str, str] = {}
+    for name in TASK_FILTERS:
+        value = values.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str) or not _FILTER_VALUE.fullmatch(value.strip()):
+            raise _refuse(name, value, "a name of letters, digits, _, - and .")
+        checked[name] = value.strip()
+    return checked
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
