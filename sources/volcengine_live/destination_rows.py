@@ -97,25 +97,28 @@ def read_rows(slices: Slices, columns: tuple[str, ...] | None = None) -> pa.Tabl
         return None
     if columns is not None:
         columns = tuple(name for name in columns if name in table["columns"])
-    try:
-        if table.get("table_format") == "delta":
-            pieces = list(_delta_pieces(pipeline, slices, columns))
-        else:
-            pieces = list(_sql_pieces(pipeline, slices, columns))
-    except Exception as error:
-        if _missing_table(error):
-            return None
-        raise DestinationUnreadable(f"{type(error).__name__}: {error}") from error
     types = {
         name: ARROW_TYPES[column["data_type"]]
         for name, column in table["columns"].items()
         if column.get("data_type") in ARROW_TYPES
     }
+    try:
+        if table.get("table_format") == "delta":
+            pieces = list(_delta_pieces(pipeline, slices, columns))
+        else:
+            pieces = list(_sql_pieces(pipeline, slices, columns, types))
+    except Exception as error:
+        if _missing_table(error):
+            return None
+        raise DestinationUnreadable(f"{type(error).__name__}: {error}") from error
     return latest_per_task([_typed(piece, types) for piece in pieces])
 
 
 def _sql_pieces(
-    pipeline: dlt.Pipeline, slices: Slices, columns: tuple[str, ...] | None
+    pipeline: dlt.Pipeline,
+    slices: Slices,
+    columns: tuple[str, ...] | None,
+    types: dict[str, pa.DataType],
 ) -> Iterator[pa.Table]:
     """The slices' rows, one statement per StartTime range and per chunk of TaskIds, every
     value a ``%s`` parameter (dlt's SQL clients all take that style: DuckDB's turns it
@@ -139,7 +142,32 @@ def _sql_pieces(
         for where, values in statements:
             query = f"{head} WHERE {where}{mine[0]}"
             with client.execute_query(query, *values, *mine[1]) as cursor:
-                yield from cursor.iter_arrow(ROWS_PER_BATCH)
+                yield from _batches(cursor, types)
+
+
+def _batches(cursor: Any, types: dict[str, pa.DataType]) -> Iterator[pa.Table]:
+    """The cursor's rows as Arrow tables of at most :data:`ROWS_PER_BATCH` rows: dlt's own
+    Arrow (DuckDB's native batches; rows converted in batches elsewhere), else the DB-API's
+    ``fetchmany`` rows made into Arrow here. Why the fallback: dlt releases before 1.2x read
+    DuckDB's batches with ``fetch_record_batch``, which duckdb 2 removed, and pip pairs those
+    releases with duckdb 2; rows cost about 10 µs each (2 s for a 250,000-task window)
+    where Arrow costs nothing, so the fallback is only for them."""
+    given = 0
+    try:
+        for batch in cursor.iter_arrow(ROWS_PER_BATCH):
+            given += 1
+            yield batch
+        return
+    except AttributeError as error:
+        if given:  # not the known incompatibility: rows were read already
+            raise
+        logger.debug("dlt cannot fetch Arrow from this cursor (%s): fetching rows", error)
+    names = [column[0] for column in cursor.description]
+    while rows := cursor.fetchmany(ROWS_PER_BATCH):
+        values = zip(*rows, strict=True)
+        yield pa.table(
+            {name: pa.array(v, types.get(name)) for name, v in zip(names, values, strict=True)}
+        )
 
 
 def _delta_pieces(
