@@ -148,7 +148,7 @@ def _sql_pieces(
 def _batches(cursor: Any, types: dict[str, pa.DataType]) -> Iterator[pa.Table]:
     """The cursor's rows as Arrow tables of at most :data:`ROWS_PER_BATCH` rows: dlt's own
     Arrow (DuckDB's native batches; rows converted in batches elsewhere), else the DB-API's
-    ``fetchmany`` rows made into Arrow here. Why the fallback: dlt releases before 1.2x read
+    ``fetchmany`` rows made into Arrow here. Why the fallback: dlt releases before 1.25 read
     DuckDB's batches with ``fetch_record_batch``, which duckdb 2 removed, and pip pairs those
     releases with duckdb 2; rows cost about 10 µs each (2 s for a 250,000-task window)
     where Arrow costs nothing, so the fallback is only for them."""

@@ -28,9 +28,9 @@ def to_utc(value: datetime | str | None) -> datetime | None:
     """An aware UTC datetime from a datetime or an ISO 8601 string; naive means UTC.
     Raises ``ValueError`` for a string that is not a time.
 
-    Why not dlt's time helpers: they are internal and changed name and behaviour between
-    dlt releases (``ensure_datetime_in_tz`` is new in 1.2x), so the standard library reads
-    the string, with the ``Z`` that Python 3.10's ``fromisoformat`` does not know."""
+    Why not dlt's time helpers: they are internal and change between releases (the source
+    used ``ensure_datetime_in_tz``, new in dlt 1.28), so the standard library reads the
+    string, with the ``Z`` that Python 3.10's ``fromisoformat`` does not know."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
