@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from conftest import DATASET, Loader, now
 from postgres_server import postgres_server_or_skip
@@ -89,7 +90,35 @@ _FLAGGED = "SELECT task_id FROM {table} WHERE deleted_at IS NOT NULL"
 def test_a_taskid_of_any_bytes_is_flagged_when_removed_and_not_while_listed(
     loader: Loader, make_target: Callable[[Loader], Target], caplog: pytest.LogCaptureFixture
 ) -> None:
+    flag_odd_task_ids(loader, make_target(loader), caplog)
+
+
+@pytest.mark.parametrize("make_target", [_duckdb, _parquet], ids=lambda f: f.__name__)
+def test_where_dlt_cannot_fetch_arrow_the_rows_are_read_and_keep_their_types(
+    loader: Loader,
+    make_target: Callable[[Loader], Target],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dlt 1.22 to 1.24 fetch DuckDB's Arrow with ``fetch_record_batch``, which duckdb 2
+    removed (``scripts/edge-check.sh`` runs that pair): the read-back then takes DB-API rows.
+    The flagged rows appended to Parquet files keep every column's type, a column of nulls
+    included (``data_issues``)."""
+    from dlt.destinations.impl.duckdb.sql_client import DuckDBDBApiCursorImpl
+
+    def removed_in_duckdb_2(self: Any, chunk_size: int) -> Any:
+        raise AttributeError("'DuckDBPyConnection' object has no attribute 'fetch_record_batch'")
+
+    monkeypatch.setattr(DuckDBDBApiCursorImpl, "iter_arrow", removed_in_duckdb_2)
     target = make_target(loader)
+    flag_odd_task_ids(loader, target, caplog)
+    files = sorted((loader.workdir / "lake").rglob("pull_record_tasks/*.parquet"))
+    types = {str(pq.read_schema(path).remove_metadata()) for path in files}
+    assert len(types) <= 1, f"the files disagree on column types: {types}"
+
+
+def flag_odd_task_ids(loader: Loader, target: Target, caplog: pytest.LogCaptureFixture) -> None:
+    """Two odd TaskIds and a plain one: listed, then the plain one removed, then the odd."""
     store = loader.emulator.store
     old = now() - timedelta(days=30)
     recent = now() - timedelta(hours=2)

@@ -48,17 +48,6 @@ ROWS_PER_BATCH = 50_000
 Arrow (psycopg2) returns Python tuples, and this bounds how many are alive at once (a tuple
 of the key columns is about 300 bytes: 15 MB a batch)."""
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "timestamp": TIMESTAMP_TYPE,
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "bool": pa.bool_(),
-}
-"""The Arrow type of a column of each dlt data type the table uses: a driver that returns
-Python values gives a column of nulls the type ``null``, which the rows written back must not
-carry (the flag of a task would change a column's type in the Parquet files)."""
-
 
 @dataclass(frozen=True)
 class Slices:
@@ -97,28 +86,20 @@ def read_rows(slices: Slices, columns: tuple[str, ...] | None = None) -> pa.Tabl
         return None
     if columns is not None:
         columns = tuple(name for name in columns if name in table["columns"])
-    types = {
-        name: ARROW_TYPES[column["data_type"]]
-        for name, column in table["columns"].items()
-        if column.get("data_type") in ARROW_TYPES
-    }
     try:
         if table.get("table_format") == "delta":
             pieces = list(_delta_pieces(pipeline, slices, columns))
         else:
-            pieces = list(_sql_pieces(pipeline, slices, columns, types))
+            pieces = list(_sql_pieces(pipeline, slices, columns))
     except Exception as error:
         if _missing_table(error):
             return None
         raise DestinationUnreadable(f"{type(error).__name__}: {error}") from error
-    return latest_per_task([_typed(piece, types) for piece in pieces])
+    return latest_per_task(pieces)
 
 
 def _sql_pieces(
-    pipeline: dlt.Pipeline,
-    slices: Slices,
-    columns: tuple[str, ...] | None,
-    types: dict[str, pa.DataType],
+    pipeline: dlt.Pipeline, slices: Slices, columns: tuple[str, ...] | None
 ) -> Iterator[pa.Table]:
     """The slices' rows, one statement per StartTime range and per chunk of TaskIds, every
     value a ``%s`` parameter (dlt's SQL clients all take that style: DuckDB's turns it
@@ -142,16 +123,18 @@ def _sql_pieces(
         for where, values in statements:
             query = f"{head} WHERE {where}{mine[0]}"
             with client.execute_query(query, *values, *mine[1]) as cursor:
-                yield from _batches(cursor, types)
+                yield from _batches(cursor)
 
 
-def _batches(cursor: Any, types: dict[str, pa.DataType]) -> Iterator[pa.Table]:
+def _batches(cursor: Any) -> Iterator[pa.Table]:
     """The cursor's rows as Arrow tables of at most :data:`ROWS_PER_BATCH` rows: dlt's own
-    Arrow (DuckDB's native batches; rows converted in batches elsewhere), else the DB-API's
-    ``fetchmany`` rows made into Arrow here. Why the fallback: dlt releases before 1.25 read
-    DuckDB's batches with ``fetch_record_batch``, which duckdb 2 removed, and pip pairs those
-    releases with duckdb 2; rows cost about 10 µs each (2 s for a 250,000-task window)
-    where Arrow costs nothing, so the fallback is only for them."""
+    Arrow (DuckDB's native batches; for a driver without Arrow, dlt converts the rows a batch
+    at a time), else the DB-API's ``fetchmany`` rows made into Arrow here.
+
+    Why the fallback: dlt releases before 1.25 read DuckDB's batches with
+    ``fetch_record_batch``, which duckdb 2 removed, and pip pairs those releases with duckdb
+    2. Rows cost about 10 µs each (2 s for a 250,000-task window) where Arrow costs next to
+    nothing, so the fallback serves only them."""
     given = 0
     try:
         for batch in cursor.iter_arrow(ROWS_PER_BATCH):
@@ -165,9 +148,9 @@ def _batches(cursor: Any, types: dict[str, pa.DataType]) -> Iterator[pa.Table]:
     names = [column[0] for column in cursor.description]
     while rows := cursor.fetchmany(ROWS_PER_BATCH):
         values = zip(*rows, strict=True)
-        yield pa.table(
-            {name: pa.array(v, types.get(name)) for name, v in zip(names, values, strict=True)}
-        )
+        # Types as Python's values give them: a column of nulls is typed ``null``, which the
+        # merge with other pieces and dlt's normalizer (the table's own types) resolve.
+        yield pa.table({name: pa.array(v) for name, v in zip(names, values, strict=True)})
 
 
 def _delta_pieces(
@@ -191,15 +174,6 @@ def _delta_pieces(
         yield files.to_table(columns=wanted, filter=mine & condition)
     for chunk in _chunks(slices.task_ids):
         yield files.to_table(columns=wanted, filter=mine & pads.field("task_id").isin(chunk))
-
-
-def _typed(piece: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
-    """``piece`` with its all-null columns of the type the table declares (see
-    :data:`ARROW_TYPES`)."""
-    for position, name in enumerate(piece.column_names):
-        if pa.types.is_null(piece.column(position).type) and name in types:
-            piece = piece.set_column(position, name, piece.column(position).cast(types[name]))
-    return piece
 
 
 def latest_per_task(pieces: list[pa.Table]) -> pa.Table:
