@@ -51,7 +51,10 @@ oldest="$(sed -n 's/^dlt\[[a-z,]*\]>=\([0-9]*\.[0-9]*\).*/\1/p' sources/volcengi
 index="${PIP_INDEX_URL:-https://pypi.org/simple}"
 "$python" - "$index" <<'EOF' || fail "the package index ($index) cannot be reached: this check installs the newest dlt from it"
 import sys, urllib.request
-urllib.request.urlopen(sys.argv[1].rstrip("/") + "/dlt/", timeout=20).read(1)
+try:
+    urllib.request.urlopen(sys.argv[1].rstrip("/") + "/dlt/", timeout=20).read(1)
+except OSError as error:
+    sys.exit(f"edge-check: {error}")
 EOF
 
 "$uv" build --quiet --wheel --out-dir "$work/dist" --python "$python"
