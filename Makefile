@@ -21,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV
 
-.PHONY: install demo notebook test lint lock-check typecheck unit matrix wheel-check bench \
+.PHONY: install demo notebook test lint lock-check typecheck unit edge-check matrix wheel-check bench \
 	profile clean ensure-postgres ensure-chromium airflow-venv dagster-venv test-airflow \
 	test-dagster
 
@@ -60,7 +60,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lock-check lint typecheck ensure-postgres ensure-chromium airflow-venv dagster-venv unit matrix wheel-check
+test: lock-check lint typecheck ensure-postgres ensure-chromium airflow-venv dagster-venv unit edge-check matrix wheel-check
+
+# The wheel on a user's own environment at both ends of its dlt range: the newest dlt, duckdb
+# and sqlglot that `pip install "dlt[duckdb]"` gives, and the oldest dlt the package allows;
+# a short subset of the tests in each. Needs PyPI.
+edge-check: | $(UV)
+	@scripts/edge-check.sh $(PYTHON)
 
 # Every other supported Python on this machine: a fresh venv from the lock, the demo and a fast
 # subset of the tests; an interpreter that is absent is reported as skipped.

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pendulum
 import pyarrow as pa
+import pytest
 
 from volcengine_live.incremental import StateObserver, WritePlan
 from volcengine_live.records import tasks_to_arrow
-from volcengine_live.state import IncrementalState
+from volcengine_live.state import IncrementalState, to_utc
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 SEEN = NOW
@@ -105,3 +107,27 @@ def test_state_round_trips_through_a_dict() -> None:
     original.save(state)
     assert state["open_task_ids"] == ["a", "b"]
     assert IncrementalState.load(state) == original
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-06-01T12:00:00Z",
+        " 2024-06-01T12:00:00z ",
+        "2024-06-01T20:00:00+08:00",
+        "2024-06-01 12:00:00",  # naive: UTC
+        "2024-06-01T12:00",
+        datetime(2024, 6, 1, 12, 0),
+        datetime(2024, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+        pendulum.datetime(2024, 6, 1, 12, tz="UTC"),  # as dlt's state may give it back
+    ],
+)
+def test_times_in_state_and_settings_read_as_the_same_utc_instant(value: object) -> None:
+    moment = to_utc(value)  # type: ignore[arg-type]
+    assert moment == NOW and type(moment) is datetime and moment.tzinfo is timezone.utc
+
+
+def test_a_string_that_is_not_a_time_is_refused_and_an_empty_one_is_no_time() -> None:
+    with pytest.raises(ValueError):
+        to_utc("yesterday")
+    assert to_utc("") is None and to_utc(None) is None

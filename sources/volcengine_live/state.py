@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
-from dlt.common.time import ensure_datetime_in_tz
 
 STATE_CURSOR = "start_time_cursor"
 STATE_OPEN_TASKS = "open_task_ids"
@@ -27,12 +26,22 @@ Fingerprint = tuple[int, int]
 
 def to_utc(value: datetime | str | None) -> datetime | None:
     """An aware UTC datetime from a datetime or an ISO 8601 string; naive means UTC.
-    Raises ``ValueError`` for a string that is not a time."""
+    Raises ``ValueError`` for a string that is not a time.
+
+    Why not dlt's time helpers: they are internal and change between releases (the source
+    used ``ensure_datetime_in_tz``, new in dlt 1.28), so the standard library reads the
+    string, with the ``Z`` that Python 3.10's ``fromisoformat`` does not know."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        value = value.strip()
-    return ensure_datetime_in_tz(value, timezone.utc)
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        value = datetime.fromisoformat(text)
+    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    moment = moment.astimezone(timezone.utc)
+    # A datetime subclass (pendulum's, from dlt's state) compares and serialises its own way.
+    return datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
