@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The wheel works on its own: build it, install it (with the lock's versions of its
-# dependencies) into a clean venv, and run `volcengine-live --demo` from an empty folder, so
-# that nothing the demo or the CLI needs is left behind in the checkout; then the report from
-# the demo's file (its SQL comes from the package).
+# The wheel works on its own: build it, install it with the command's extra (`[cli]`, with the
+# lock's versions of its dependencies) into a clean venv, and run `volcengine-live --demo` from
+# an empty folder, so that nothing the demo or the CLI needs is left behind in the checkout;
+# then the report from the demo's file (its SQL comes from the package).
 #
 # Usage: scripts/wheel-check.sh PYTHON     (UV: a uv binary; the Makefile exports it)
 set -euo pipefail
@@ -25,8 +25,8 @@ for needed in volcengine_live/__init__.py volcengine_live_emulator/__init__.py \
 done
 
 "$uv" venv --quiet --python "$python" "$work/venv"
-"$uv" export --quiet --frozen --no-hashes --no-emit-project --no-dev >"$work/pins.txt"
-"$uv" pip install --quiet --python "$work/venv/bin/python" -c "$work/pins.txt" "$wheel"
+"$uv" export --quiet --frozen --no-hashes --no-emit-project --no-dev --extra cli >"$work/pins.txt"
+"$uv" pip install --quiet --python "$work/venv/bin/python" -c "$work/pins.txt" "$wheel[cli]"
 mkdir "$work/empty"
 cd "$work/empty"
 "$work/venv/bin/volcengine-live" --demo --progress none --pipelines-dir "$work/pipelines" >"$work/demo.log" 2>&1 ||
