@@ -3,8 +3,8 @@
 
 Starts the emulator in its own process (cache warmed, so the API costs little), runs the
 source's extract step under ``cProfile`` and prints the process's CPU time against wall
-time, then the functions that take the most time. The README's performance section reads
-these figures: CPU close to wall means one core, held by the main thread, is the bound.
+time, then the functions that take the most time. docs/performance.md reads these
+figures: CPU close to wall means one core, held by the main thread, is the bound.
 """
 
 from __future__ import annotations

@@ -152,13 +152,13 @@ def run_rest_api(endpoint: str, workdir: Path) -> dict[str, Any]:
     from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
     from dlt.sources.rest_api import rest_api_source
 
-    from volcengine_live.auth import VolcengineAuth
+    from volcengine_live import VolcengineCredentials
 
     source = rest_api_source(
         {
             "client": {
                 "base_url": endpoint + "/",
-                "auth": VolcengineAuth(
+                "auth": VolcengineCredentials(
                     access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY
                 ),
             },

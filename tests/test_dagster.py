@@ -7,7 +7,6 @@ DLT_DATA_DIR in the test's temporary folder (dlt would use /var/dlt as root)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -189,15 +188,7 @@ def test_the_job_materializes_each_account_and_one_failing_spares_the_rest(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     """Three configured accounts, one with a wrong key: one asset each, the two good ones
-    land in one dataset with their own rows, the broken one loads nothing, the run fails.
-
-    Written against the planned interface (an ``account`` setting of the source, an
-    ``account`` column, ``[sources.volcengine_live.accounts.<name>]`` sections) and skipped
-    until the source has it: not run yet."""
-    from volcengine_live import volcengine_live_source
-
-    if "account" not in inspect.signature(volcengine_live_source).parameters:
-        pytest.skip("the source has no `account` setting yet: nothing to fan out over")
+    land in one dataset with their own rows, the broken one loads nothing, the run fails."""
     dagster = dagster_bin() / "dagster"
     env = dagster_env(tmp_path)
     database = tmp_path / "accounts.duckdb"

@@ -501,8 +501,9 @@ def test_sql_files_fall_back_to_package_data(
     (package / "__init__.py").write_text("")
     (package / "sql" / "freshness.sql").write_text("-- shipped\nSELECT 1;\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(report, "SQL_DIR", tmp_path / "no-such-dir")
-    monkeypatch.setattr(report, "SQL_PACKAGE", "shipped_sql_pkg")
+    # sql_text reads both from the module that defines it, not from the package
+    monkeypatch.setattr(report.queries, "SQL_DIR", tmp_path / "no-such-dir")
+    monkeypatch.setattr(report.queries, "SQL_PACKAGE", "shipped_sql_pkg")
     assert report.sql_text("freshness.sql") == "-- shipped\nSELECT 1;\n"
     with pytest.raises(report.ReportError, match=re.escape("sql/absent.sql was found neither")):
         report.sql_text("absent.sql")

@@ -7,7 +7,6 @@ The Airflow tests need Airflow, which lives in its own venv (``scripts/airflow-v
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -353,13 +352,6 @@ def test_the_airflow_dag_runs_and_the_next_run_is_incremental(
 # ------------------------------------------------------------------ many accounts
 
 
-def source_takes_account() -> bool:
-    """Whether the source has the ``account`` setting yet (the fan-out runs only then)."""
-    from volcengine_live import volcengine_live_source
-
-    return "account" in inspect.signature(volcengine_live_source).parameters
-
-
 def write_accounts(project: Path, accounts: dict[str, tuple[str, str]]) -> None:
     """``.dlt/secrets.toml`` with one ``[sources.volcengine_live.accounts.<name>]`` section
     per account: name -> (endpoint, secret access key)."""
@@ -377,13 +369,7 @@ def test_the_airflow_dag_loads_each_account_in_its_own_task_and_one_failing_spar
     airflow_python: Path, emulator: Emulator, tmp_path: Path
 ) -> None:
     """Three configured accounts, one with a wrong key: ``load`` runs once per account, the
-    two good ones land in one dataset with their own rows, the broken one loads nothing.
-
-    Written against the planned interface (an ``account`` setting of the source, an
-    ``account`` column, ``[sources.volcengine_live.accounts.<name>]`` sections) and skipped
-    until the source has it: not run yet."""
-    if not source_takes_account():
-        pytest.skip("the source has no `account` setting yet: nothing to fan out over")
+    two good ones land in one dataset with their own rows, the broken one loads nothing."""
     with make_emulator(seed=12) as other:
         env = airflow_env(tmp_path)
         project = tmp_path / "project"

@@ -79,74 +79,115 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "refused, 4 API faults outlasted the retries or incomplete scan, 5 destination "
         "failed or damaged pipeline folder, 75 another run holds the lock, 130 interrupted.",
     )
-    parser.add_argument(
+    _add_destination_arguments(parser)
+    _add_window_arguments(parser)
+    _add_account_arguments(parser)
+    _add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _add_destination_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the rows go, and under which pipeline."""
+    group = parser.add_argument_group("destination")
+    group.add_argument(
         "--destination",
         metavar="NAME",
         help="any dlt destination, configured the dlt way (default: DuckDB file "
         "<pipeline-name>.duckdb in the working directory)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--table-format",
         choices=["delta"],
         help="write Delta tables with the filesystem destination (merge needs them there)",
     )
-    parser.add_argument("--dataset-name", default=DATASET_NAME, metavar="NAME")
-    parser.add_argument(
+    group.add_argument("--dataset-name", default=DATASET_NAME, metavar="NAME")
+    group.add_argument(
         "--pipeline-name",
         metavar="NAME",
         help=f"default {PIPELINE_NAME} ({DEMO_PIPELINE_NAME} with --demo)",
     )
-    parser.add_argument(
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which tasks to load: a backfill window, everything again, the page size."""
+    group = parser.add_argument_group("what to load")
+    group.add_argument(
         "--since",
         type=_iso_time,
         metavar="TIME",
         help="backfill tasks whose StartTime is at or after TIME (ISO 8601; naive is UTC); "
         "leaves the incremental state alone",
     )
-    parser.add_argument(
+    group.add_argument(
         "--until",
         type=_iso_time,
         metavar="TIME",
         help="backfill tasks whose StartTime is before TIME (alone: from the beginning)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--full-refresh",
         action="store_true",
         help="drop the tables and the state of this source, then load everything again",
     )
-    parser.add_argument("--page-size", type=int, metavar="N", help=f"1 to {MAX_PAGE_SIZE}")
-    parser.add_argument(
-        "--progress",
-        choices=("log", "tqdm", "none"),
-        help="progress display (default: tqdm on a terminal, log otherwise)",
-    )
-    parser.add_argument(
+    group.add_argument("--page-size", type=int, metavar="N", help=f"1 to {MAX_PAGE_SIZE}")
+    group.add_argument(
         "--demo",
         action="store_true",
         help=f"start the bundled API emulator with {DEMO_TASKS} tasks and load from it; "
         "needs no credentials",
     )
-    _add_account_arguments(parser)
-    parser.add_argument(
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--account NAME`` / ``--all-accounts`` (docs/accounts.md)."""
+    accounts = parser.add_argument_group("accounts").add_mutually_exclusive_group()
+    accounts.add_argument(
+        "--account",
+        metavar="NAME",
+        help="load the account configured in [sources.volcengine_live.accounts.NAME], in "
+        "pipeline <pipeline-name>_NAME, into the shared dataset",
+    )
+    accounts.add_argument(
+        "--all-accounts",
+        action="store_true",
+        help="load every configured account at once, each in its own pipeline and at its own "
+        "50 requests/s; one failing does not stop the others",
+    )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the run behaves: progress, logging, dlt's folder, the pipeline lock."""
+    group = parser.add_argument_group("running")
+    group.add_argument(
+        "--progress",
+        choices=("log", "tqdm", "none"),
+        help="progress display (default: tqdm on a terminal, log otherwise)",
+    )
+    group.add_argument(
         "--log-level",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
         help="log level of dlt and of this tool (default: WARNING, dlt's from [runtime] "
         "log_level); DEBUG also prints tracebacks",
     )
-    parser.add_argument(
+    group.add_argument(
         "--pipelines-dir",
         metavar="DIR",
         help="where dlt keeps pipeline state (default: dlt's, e.g. ~/.dlt/pipelines)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--wait-for-lock",
         type=float,
         default=0.0,
         metavar="SECONDS",
         help="wait this long for a concurrent run of the same pipeline to finish (default 0)",
     )
-    args = parser.parse_args(argv)
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot check alone; ``parser.error`` exits with code 2 and the usage."""
     if args.since and args.until and args.until <= args.since:
         parser.error("--until must be later than --since")
     if args.page_size is not None and not 1 <= args.page_size <= MAX_PAGE_SIZE:
@@ -164,24 +205,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"--pipeline-name {args.pipeline_name!r} is not a plain name: use letters, digits, "
             "_ and - (not starting with -), at most 64 characters"
         )
-    return args
-
-
-def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--account NAME`` / ``--all-accounts`` (docs/accounts.md)."""
-    accounts = parser.add_mutually_exclusive_group()
-    accounts.add_argument(
-        "--account",
-        metavar="NAME",
-        help="load the account configured in [sources.volcengine_live.accounts.NAME], in "
-        "pipeline <pipeline-name>_NAME, into the shared dataset",
-    )
-    accounts.add_argument(
-        "--all-accounts",
-        action="store_true",
-        help="load every configured account at once, each in its own pipeline and at its own "
-        "50 requests/s; one failing does not stop the others",
-    )
 
 
 def _iso_time(value: str) -> datetime:

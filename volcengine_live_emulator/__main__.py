@@ -81,15 +81,61 @@ def build_parser() -> argparse.ArgumentParser:
             f"fault kinds:\n{kinds}"
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--tasks", type=int, default=1000, help="generated tasks (default 1000)")
-    parser.add_argument("--seed", type=int, default=7, help="data seed (default 7)")
-    parser.add_argument("--now", type=_moment, help="anchor time of the data (default: now)")
-    parser.add_argument("--access-key-id", default=DEFAULT_ACCESS_KEY_ID)
-    parser.add_argument("--secret-access-key", default=DEFAULT_SECRET_ACCESS_KEY)
-    parser.add_argument("--session-token", help="make the main key an STS key needing this token")
-    parser.add_argument(
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    _add_data_arguments(parser)
+    _add_credential_arguments(parser)
+    _add_limit_arguments(parser)
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="queue a fault (repeatable)"
+    )
+    faults.add_argument("--fault-seed", type=int, help="seed of probabilistic faults")
+    _add_change_arguments(parser)
+    return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The tasks served, and how the list is ordered and kept in memory."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--tasks", type=int, default=1000, help="generated tasks (default 1000)")
+    group.add_argument("--seed", type=int, default=7, help="data seed (default 7)")
+    group.add_argument("--now", type=_moment, help="anchor time of the data (default: now)")
+    group.add_argument(
+        "--cache-rows",
+        type=int,
+        default=DEFAULT_CACHE_ROWS,
+        help=f"serialised rows kept in memory (default {DEFAULT_CACHE_ROWS:,}, ~290 B each)",
+    )
+    group.add_argument(
+        "--list-order",
+        choices=LIST_ORDERS,
+        default=DEFAULT_LIST_ORDER,
+        help=f"how the list is served (default {DEFAULT_LIST_ORDER})",
+    )
+    group.add_argument("--order-seed", type=int, help="seed of the random/unstable orders")
+    group.add_argument(
+        "--prerender",
+        type=int,
+        metavar="PAGE_SIZE",
+        help="render every page of PAGE_SIZE rows at start and serve them from memory",
+    )
+    group.add_argument(
+        "--hostile-data",
+        metavar="SPEC",
+        help="serve hostile records: listed_twice=N,extra_fields=N,odd_times=N,nul_task_ids=N"
+        "[,seed=S] (see hostile.py)",
+    )
+
+
+def _add_credential_arguments(parser: argparse.ArgumentParser) -> None:
+    """The keys accepted, and whether signatures are checked at all."""
+    group = parser.add_argument_group("credentials")
+    group.add_argument("--access-key-id", default=DEFAULT_ACCESS_KEY_ID)
+    group.add_argument("--secret-access-key", default=DEFAULT_SECRET_ACCESS_KEY)
+    group.add_argument("--session-token", help="make the main key an STS key needing this token")
+    group.add_argument(
         "--credential",
         action="append",
         type=_credential,
@@ -97,34 +143,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AK:SK[:TOKEN]",
         help="accept another key pair (repeatable)",
     )
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
-    parser.add_argument("--latency-jitter", type=float, default=0.0, help="extra random seconds")
-    parser.add_argument(
+    group.add_argument(
+        "--no-verify-signatures",
+        dest="verify_signatures",
+        action="store_false",
+        help="accept requests without checking their signature (benchmarks)",
+    )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Latency and rate limits: per key, per account, and how a 429 says when to retry."""
+    group = parser.add_argument_group("latency and rate limits")
+    group.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    group.add_argument("--latency-jitter", type=float, default=0.0, help="extra random seconds")
+    group.add_argument(
         "--rate-limit",
         type=_rate,
         default=DEFAULT_RATE_LIMIT,
         metavar="R|none",
         help=f"requests/s per access key (default {DEFAULT_RATE_LIMIT:g})",
     )
-    parser.add_argument("--retry-after", type=float, help="send Retry-After with 429s")
-    parser.add_argument(
-        "--fault", action="append", default=[], metavar="SPEC", help="queue a fault (repeatable)"
-    )
-    parser.add_argument("--fault-seed", type=int, help="seed of probabilistic faults")
-    parser.add_argument(
-        "--cache-rows",
-        type=int,
-        default=DEFAULT_CACHE_ROWS,
-        help=f"serialised rows kept in memory (default {DEFAULT_CACHE_ROWS:,}, ~290 B each)",
-    )
-    parser.add_argument(
-        "--list-order",
-        choices=LIST_ORDERS,
-        default=DEFAULT_LIST_ORDER,
-        help=f"how the list is served (default {DEFAULT_LIST_ORDER})",
-    )
-    parser.add_argument("--order-seed", type=int, help="seed of the random/unstable orders")
-    parser.add_argument(
+    group.add_argument("--retry-after", type=float, help="send Retry-After with 429s")
+    group.add_argument(
         "--key-rate-limit",
         action="append",
         type=_key_rate,
@@ -132,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AK:R|none",
         help="a rate limit of this key's (or account's) own (repeatable)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--account",
         action="append",
         type=_account,
@@ -140,35 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AK:ACCOUNT",
         help="count this key in ACCOUNT's rate-limit window (repeatable)",
     )
-    parser.add_argument("--grow-per-second", type=float, help="create tasks at this rate")
-    parser.add_argument("--grow-per-request", type=int, help="create N tasks per page request")
-    parser.add_argument(
+
+
+def _add_change_arguments(parser: argparse.ArgumentParser) -> None:
+    """A list that changes while it is read: tasks created and removed as time or pages go."""
+    group = parser.add_argument_group("a changing list")
+    group.add_argument("--grow-per-second", type=float, help="create tasks at this rate")
+    group.add_argument("--grow-per-request", type=int, help="create N tasks per page request")
+    group.add_argument(
         "--grow-start-ahead",
         type=float,
         default=60.0,
         help="seconds after now that grown tasks start (default 60)",
     )
-    parser.add_argument("--shrink-per-second", type=float, help="remove the oldest at this rate")
-    parser.add_argument("--shrink-per-request", type=int, help="remove N oldest per request")
-    parser.add_argument(
-        "--prerender",
-        type=int,
-        metavar="PAGE_SIZE",
-        help="render every page of PAGE_SIZE rows at start and serve them from memory",
-    )
-    parser.add_argument(
-        "--hostile-data",
-        metavar="SPEC",
-        help="serve hostile records: listed_twice=N,extra_fields=N,odd_times=N,nul_task_ids=N"
-        "[,seed=S] (see hostile.py)",
-    )
-    parser.add_argument(
-        "--no-verify-signatures",
-        dest="verify_signatures",
-        action="store_false",
-        help="accept requests without checking their signature (benchmarks)",
-    )
-    return parser
+    group.add_argument("--shrink-per-second", type=float, help="remove the oldest at this rate")
+    group.add_argument("--shrink-per-request", type=int, help="remove N oldest per request")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,22 +220,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         prerender=args.prerender,
         verify_signatures=args.verify_signatures,
     )
+    problem = _configure(emulator, args)
+    if problem:
+        print(f"volcengine-live-emulator: {problem}", file=sys.stderr)
+        return 2
+    _serve(emulator, args)
+    return 0
+
+
+def _configure(emulator: Emulator, args: argparse.Namespace) -> str | None:
+    """The list order, hostile data, extra keys and faults; what is wrong with the options,
+    or None."""
     emulator.store.set_list_order(args.list_order, seed=args.order_seed)
     if args.hostile_data is not None:
         try:
             make_hostile(emulator.store, HostileData.parse(args.hostile_data))
         except ValueError as exc:
-            print(f"volcengine-live-emulator: --hostile-data: {exc}", file=sys.stderr)
-            return 2
+            return f"--hostile-data: {exc}"
     for access_key_id, secret, token in args.credential:
         emulator.add_credentials(access_key_id, secret, token)
     try:
         for spec in args.fault:
             emulator.faults.add_spec(spec)
     except ValueError as exc:
-        print(f"volcengine-live-emulator: --fault: {exc}", file=sys.stderr)
-        return 2
-
+        return f"--fault: {exc}"
     for name, rate in (
         ("--grow-per-second", args.grow_per_second),
         ("--grow-per-request", args.grow_per_request),
@@ -217,9 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--shrink-per-request", args.shrink_per_request),
     ):
         if rate is not None and rate <= 0:
-            print(f"volcengine-live-emulator: {name} must be positive", file=sys.stderr)
-            return 2
+            return f"{name} must be positive"
+    return None
 
+
+def _serve(emulator: Emulator, args: argparse.Namespace) -> None:
+    """Serve, start the list's changes, print the endpoint; stop on SIGINT or SIGTERM."""
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -243,7 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
     finally:
         emulator.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,12 +25,18 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import requests
 
 from .errors import ConfigurationError
-from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_SESSION_TOKEN, SECTION, where_to_fix
+from .settings import (
+    DEFAULT_REGION,
+    ENV_ACCESS_KEY,
+    ENV_SECRET_KEY,
+    ENV_SESSION_TOKEN,
+    SECTION,
+    where_to_fix,
+)
 
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "HMAC-SHA256"
-DEFAULT_REGION = "cn-north-1"
 DEFAULT_SERVICE = "live"
 
 Clock = Callable[[], datetime]
