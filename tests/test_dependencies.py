@@ -60,7 +60,7 @@ def third_party_imports(folder: Path) -> dict[str, set[str]]:
     functions and ``TYPE_CHECKING`` blocks), not the standard library's nor relative; each
     with the files that import it."""
     found: dict[str, set[str]] = {}
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

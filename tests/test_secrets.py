@@ -80,6 +80,8 @@ def emulator() -> Iterator[Emulator]:
 def debug_everywhere(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("RUNTIME__LOG_LEVEL", "DEBUG")
     caplog.set_level(logging.DEBUG)
+    # and the source's own logger, which a command run earlier in the process set to WARNING
+    caplog.set_level(logging.DEBUG, logger="volcengine_live")
 
 
 @pytest.fixture(params=["dlt-env", "sdk-env"])
