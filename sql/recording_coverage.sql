@@ -19,8 +19,10 @@
 -- `files` how many files overlap the window. For no_task rows both are the file's own.
 --
 -- Left out: tasks that ended after the last file read (`max(seen_at)` of record_files; their
--- files may be listed by the next run), tasks with no start or end or an end not after the
--- start, files with no start or end (data_quality.sql and the data_issues columns count
+-- files may be listed by the next run), tasks that started before the earliest file loaded
+-- (the file history was not read that far back: a first run reads its last 7 days only;
+-- load older files with `initial_start_time`), tasks with no start or end or an end not
+-- after the start, files with no start or end (data_quality.sql and the data_issues columns count
 -- them). Stopped (停用) tasks are not checked (the API gives no stop time), but their files
 -- are not orphans. A task that left the API's list (deleted_at) still counts: it happened.
 -- With several accounts in one dataset, tasks and files meet across accounts on the same
@@ -42,7 +44,8 @@ WITH settings AS (
         coalesce(getvariable('tolerance_seconds')::DOUBLE, 60) AS tolerance,
         coalesce(getvariable('since')::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AS since,
         coalesce(getvariable('until')::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) AS until,
-        (SELECT max(seen_at) FROM record_files) AS files_read_at
+        (SELECT max(seen_at) FROM record_files) AS files_read_at,
+        (SELECT min(start_time) FROM record_files) AS files_from
 ),
 files AS (
     SELECT file_id, vhost, app, stream, start_time, end_time
@@ -56,6 +59,7 @@ tasks AS (
     WHERE t.status_code = 'finished'
       AND t.end_time > t.start_time
       AND t.end_time <= s.files_read_at
+      AND t.start_time >= s.files_from
       AND t.start_time >= s.since AND t.start_time < s.until
 ),
 clipped AS (  -- each file's part inside the window of each task it overlaps
