@@ -17,6 +17,7 @@
 -- `recorded_seconds` is the time the task's files cover inside its window (files clipped to
 -- it, overlapping files counted once), against `scheduled_seconds` (EndTime - StartTime);
 -- `files` how many files overlap the window. For no_task rows both are the file's own.
+-- `domain` is the task's (files carry only vhost/app/stream): NULL on no_task rows.
 --
 -- Left out: tasks that ended after the last file read (`max(seen_at)` of record_files; their
 -- files may be listed by the next run), tasks that started before the earliest file loaded
@@ -53,7 +54,7 @@ files AS (
     WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time
 ),
 tasks AS (
-    SELECT t.task_id, t.vhost, t.app, t.stream, t.start_time, t.end_time
+    SELECT t.task_id, t.vhost, t.domain, t.app, t.stream, t.start_time, t.end_time
     FROM pull_record_tasks AS t
     CROSS JOIN settings AS s
     WHERE t.status_code = 'finished'
@@ -100,6 +101,7 @@ per_task AS (
         t.task_id,
         NULL::VARCHAR AS file_id,
         t.vhost,
+        t.domain,
         t.app,
         t.stream,
         t.start_time,
@@ -118,6 +120,7 @@ orphans AS (
         NULL::VARCHAR AS task_id,
         f.file_id,
         f.vhost,
+        NULL::VARCHAR AS domain,
         f.app,
         f.stream,
         f.start_time,
@@ -145,6 +148,7 @@ SELECT
     p.task_id,
     p.file_id,
     p.vhost,
+    p.domain,
     p.app,
     p.stream,
     p.start_time,
@@ -161,8 +165,8 @@ FROM per_task AS p
 CROSS JOIN settings AS s
 UNION ALL
 SELECT
-    'no_task', task_id, file_id, vhost, app, stream, start_time, end_time, scheduled_seconds,
-    recorded_seconds, NULL, NULL, files, NULL, NULL, NULL
+    'no_task', task_id, file_id, vhost, domain, app, stream, start_time, end_time,
+    scheduled_seconds, recorded_seconds, NULL, NULL, files, NULL, NULL, NULL
 FROM orphans
 )
 SELECT *

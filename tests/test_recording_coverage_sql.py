@@ -148,6 +148,12 @@ def test_the_missing_time_is_split_into_late_start_cuts_and_early_end(hand_built
     assert found.loc["f3", "pct_recorded"] == 50.0
 
 
+def test_a_task_row_carries_its_domain_and_a_file_without_a_task_none(hand_built: Path) -> None:
+    found = run(hand_built)
+    assert set(found.loc[found.task_id.notna(), "domain"]) == {"d"}
+    assert found.loc[found.finding == "no_task", "domain"].isna().all()
+
+
 def test_the_tolerance_and_the_window_are_variables(hand_built: Path) -> None:
     strict = run(hand_built, tolerance_seconds=0).set_index("task_id")
     assert strict.loc["f5", "finding"] == "short"
