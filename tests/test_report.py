@@ -712,7 +712,7 @@ def test_what_was_recorded_with_exact_numbers_from_a_hand_built_file(tmp_path: P
     section = page[page.index("<h2 id='what-was-recorded'>") : page.index("<h2>Scheduled next")]
     assert "4 finished tasks checked" in section
     assert "1 left no file, 2 recorded short (more than a minute less than scheduled), " in section
-    assert "3 missed recordings." in section
+    assert "1 task left no file." in section and "2 tasks recorded short." in section
     assert (
         "<td>no_file</td><td>r7</td><td>2024-03-08 20:00</td><td>a.example.com/live/s7</td>"
         "<td>2 h 00 min</td><td>0 s</td><td class='n'>0</td><td>no file</td>" in section
@@ -742,7 +742,8 @@ def test_without_the_file_history_the_section_says_how_to_load_it(
     page = (tmp_path / "e.html").read_text(encoding="utf-8")
     assert data.coverage == [] and len(images(page)) == CHARTS + 1
     assert "0 finished tasks checked" in page and "No finished task to check yet" in page
-    assert "0 missed recordings." in page and "Every file loaded belongs to a task." in page
+    assert "0 tasks left no file." in page and "0 tasks recorded short." in page
+    assert "Every file loaded belongs to a task." in page and "<table><tr><th>finding" not in page
 
     lacking = add_files(build(tmp_path / "lacking.duckdb"), FILES, without="seen_at")
     data = report.write_report(lacking, tmp_path / "l.html", as_of=AS_OF)
@@ -777,7 +778,7 @@ def test_the_section_renders_in_chromium_and_hostile_names_stay_text(tmp_path: P
     seen, dom = probe_images(tmp_path, out)
     assert len(seen) == CHARTS + 1  # the name's <img> is text, not an image
     assert [image["alt"] for image in seen][-1] == "hours scheduled and recorded"
-    assert "What was recorded" in dom and "4 missed recordings." in dom
+    assert "What was recorded" in dom and "2 tasks left no file." in dom
     assert "5 finished tasks checked" in dom and "2 left no file" in dom
     assert "&lt;script&gt;alert(1)&lt;/script&gt;/live/&lt;img src=x onerror=alert(2)&gt;" in dom
     assert "r9&lt;b&gt;" in dom

@@ -215,11 +215,15 @@ def _what_was_recorded(data: ReportData) -> list[str]:
     counts = coverage_counts(data.coverage)
     missed = missed_recordings(data.coverage)
     periods = coverage_per_period(data.coverage, data.time_zone)
+    parts += [f"<p>{html.escape(coverage_summary(counts))}</p>", "<h3>Missed recordings</h3>"]
+    for finding, what in (("no_file", "left no file"), ("short", "recorded short")):
+        rows = [r for r in missed if r["finding"] == finding]  # each kind gets its own first
+        more = f", the first {FIRST_ROWS}" if len(rows) > FIRST_ROWS else ""
+        parts.append(f"<p>{html.escape(plural(len(rows), 'task'))} {what}{more}.</p>")
+        if rows:
+            parts.append(_table(rows[:FIRST_ROWS], MISSED_COLUMNS, data.time_zone))
     return [
         *parts,
-        f"<p>{html.escape(coverage_summary(counts))}</p>",
-        "<h3>Missed recordings</h3>" + _first(missed, "missed recording"),
-        _table(missed[:FIRST_ROWS], MISSED_COLUMNS, data.time_zone, empty="none"),
         _chart(
             coverage_figure(periods),
             "hours scheduled and recorded",
