@@ -29,6 +29,7 @@ from .captions import (
     coverage_reading,
     coverage_summary,
     heatmap_reading,
+    missed_sentence,
     orphan_summary,
 )
 from .charts import (
@@ -77,6 +78,7 @@ from .queries import (
 )
 from .recordings import (
     FILES_TABLE,
+    MISSED_KINDS,
     NOT_LOADED,
     coverage_counts,
     coverage_per_period,
@@ -94,6 +96,7 @@ __all__ = [
     "EXIT_USAGE",
     "FILES_TABLE",
     "LABEL_CHARS",
+    "MISSED_KINDS",
     "NOT_LOADED",
     "OUTPUT",
     "REQUIRED_COLUMNS",
@@ -128,6 +131,7 @@ __all__ = [
     "local",
     "main",
     "missed_recordings",
+    "missed_sentence",
     "open_dataset",
     "orphan_summary",
     "parse_args",

@@ -85,6 +85,12 @@ def coverage_summary(counts: Mapping[str, Any]) -> str:
     )
 
 
+def missed_sentence(tasks: int, what: str, limit: int) -> str:
+    """``3 tasks left no file.``, or ``..., the first 20.`` above ``limit`` of them."""
+    more = f", the first {limit}" if tasks > limit else ""
+    return f"{plural(tasks, 'task')} {what}{more}."
+
+
 def orphan_summary(counts: Mapping[str, Any]) -> str:
     """The files that belong to no task (finding no_task)."""
     files = int(counts["orphan_files"])

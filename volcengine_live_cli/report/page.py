@@ -14,13 +14,20 @@ from .captions import (
     coverage_reading,
     coverage_summary,
     heatmap_reading,
+    missed_sentence,
     orphan_summary,
 )
 from .charts import activity_figure, concurrency_figure, coverage_figure, heatmap_figure, png
 from .common import Row
 from .formatting import cell, plural, when
 from .queries import ReportData
-from .recordings import NOT_LOADED, coverage_counts, coverage_per_period, missed_recordings
+from .recordings import (
+    MISSED_KINDS,
+    NOT_LOADED,
+    coverage_counts,
+    coverage_per_period,
+    missed_recordings,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -216,10 +223,9 @@ def _what_was_recorded(data: ReportData) -> list[str]:
     missed = missed_recordings(data.coverage)
     periods = coverage_per_period(data.coverage, data.time_zone)
     parts += [f"<p>{html.escape(coverage_summary(counts))}</p>", "<h3>Missed recordings</h3>"]
-    for finding, what in (("no_file", "left no file"), ("short", "recorded short")):
+    for finding, what in MISSED_KINDS:
         rows = [r for r in missed if r["finding"] == finding]  # each kind gets its own first
-        more = f", the first {FIRST_ROWS}" if len(rows) > FIRST_ROWS else ""
-        parts.append(f"<p>{html.escape(plural(len(rows), 'task'))} {what}{more}.</p>")
+        parts.append(f"<p>{html.escape(missed_sentence(len(rows), what, FIRST_ROWS))}</p>")
         if rows:
             parts.append(_table(rows[:FIRST_ROWS], MISSED_COLUMNS, data.time_zone))
     return [

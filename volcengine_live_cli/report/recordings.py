@@ -27,6 +27,8 @@ NOT_LOADED = (
 )
 
 MISSED = ("no_file", "short")
+MISSED_KINDS = (("no_file", "left no file"), ("short", "recorded short"))
+"""Each finding of a missed recording, and how a sentence says it."""
 WEEKS_AFTER_DAYS = 120
 """Over a longer span the chart has a bar per ISO week, as activity_per_period.sql."""
 
