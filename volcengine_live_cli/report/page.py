@@ -8,15 +8,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .captions import (
-    activity_reading,
-    concurrency_reading,
-    coverage_reading,
-    coverage_summary,
-    heatmap_reading,
-    missed_sentence,
-    orphan_summary,
-)
+from . import captions
+from .captions import activity_reading, concurrency_reading, heatmap_reading
 from .charts import activity_figure, concurrency_figure, coverage_figure, heatmap_figure, png
 from .common import Row
 from .formatting import cell, plural, when
@@ -222,10 +215,11 @@ def _what_was_recorded(data: ReportData) -> list[str]:
     counts = coverage_counts(data.coverage)
     missed = missed_recordings(data.coverage)
     periods = coverage_per_period(data.coverage, data.time_zone)
-    parts += [f"<p>{html.escape(coverage_summary(counts))}</p>", "<h3>Missed recordings</h3>"]
+    parts.append(f"<p>{html.escape(captions.coverage_summary(counts))}</p>")
+    parts.append("<h3>Missed recordings</h3>")
     for finding, what in MISSED_KINDS:
         rows = [r for r in missed if r["finding"] == finding]  # each kind gets its own first
-        parts.append(f"<p>{html.escape(missed_sentence(len(rows), what, FIRST_ROWS))}</p>")
+        parts.append(f"<p>{html.escape(captions.missed_sentence(len(rows), what, FIRST_ROWS))}</p>")
         if rows:
             parts.append(_table(rows[:FIRST_ROWS], MISSED_COLUMNS, data.time_zone))
     return [
@@ -233,9 +227,9 @@ def _what_was_recorded(data: ReportData) -> list[str]:
         _chart(
             coverage_figure(periods),
             "hours scheduled and recorded",
-            coverage_reading(counts, periods),
+            captions.coverage_reading(counts, periods),
         ),
-        f"<p>{html.escape(orphan_summary(counts))}</p>",
+        f"<p>{html.escape(captions.orphan_summary(counts))}</p>",
     ]
 
 
