@@ -17,10 +17,13 @@
 -- `recorded_seconds` is the time the task's files cover inside its window (files clipped to
 -- it, overlapping files counted once), against `scheduled_seconds` (EndTime - StartTime);
 -- `files` how many files overlap the window. For no_task rows both are the file's own.
+-- `domain` is the task's (files carry only vhost/app/stream): NULL on no_task rows.
 --
 -- Left out: tasks that ended after the last file read (`max(seen_at)` of record_files; their
--- files may be listed by the next run), tasks with no start or end or an end not after the
--- start, files with no start or end (data_quality.sql and the data_issues columns count
+-- files may be listed by the next run), tasks that started before the earliest file loaded
+-- (the file history was not read that far back: a first run reads its last 7 days only;
+-- load older files with `initial_start_time`), tasks with no start or end or an end not
+-- after the start, files with no start or end (data_quality.sql and the data_issues columns count
 -- them). Stopped (停用) tasks are not checked (the API gives no stop time), but their files
 -- are not orphans. A task that left the API's list (deleted_at) still counts: it happened.
 -- With several accounts in one dataset, tasks and files meet across accounts on the same
@@ -42,7 +45,8 @@ WITH settings AS (
         coalesce(getvariable('tolerance_seconds')::DOUBLE, 60) AS tolerance,
         coalesce(getvariable('since')::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AS since,
         coalesce(getvariable('until')::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) AS until,
-        (SELECT max(seen_at) FROM record_files) AS files_read_at
+        (SELECT max(seen_at) FROM record_files) AS files_read_at,
+        (SELECT min(start_time) FROM record_files) AS files_from
 ),
 files AS (
     SELECT file_id, vhost, app, stream, start_time, end_time
@@ -50,12 +54,13 @@ files AS (
     WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time
 ),
 tasks AS (
-    SELECT t.task_id, t.vhost, t.app, t.stream, t.start_time, t.end_time
+    SELECT t.task_id, t.vhost, t.domain, t.app, t.stream, t.start_time, t.end_time
     FROM pull_record_tasks AS t
     CROSS JOIN settings AS s
     WHERE t.status_code = 'finished'
       AND t.end_time > t.start_time
       AND t.end_time <= s.files_read_at
+      AND t.start_time >= s.files_from
       AND t.start_time >= s.since AND t.start_time < s.until
 ),
 clipped AS (  -- each file's part inside the window of each task it overlaps
@@ -96,6 +101,7 @@ per_task AS (
         t.task_id,
         NULL::VARCHAR AS file_id,
         t.vhost,
+        t.domain,
         t.app,
         t.stream,
         t.start_time,
@@ -114,6 +120,7 @@ orphans AS (
         NULL::VARCHAR AS task_id,
         f.file_id,
         f.vhost,
+        NULL::VARCHAR AS domain,
         f.app,
         f.stream,
         f.start_time,
@@ -141,6 +148,7 @@ SELECT
     p.task_id,
     p.file_id,
     p.vhost,
+    p.domain,
     p.app,
     p.stream,
     p.start_time,
@@ -157,8 +165,8 @@ FROM per_task AS p
 CROSS JOIN settings AS s
 UNION ALL
 SELECT
-    'no_task', task_id, file_id, vhost, app, stream, start_time, end_time, scheduled_seconds,
-    recorded_seconds, NULL, NULL, files, NULL, NULL, NULL
+    'no_task', task_id, file_id, vhost, domain, app, stream, start_time, end_time,
+    scheduled_seconds, recorded_seconds, NULL, NULL, files, NULL, NULL, NULL
 FROM orphans
 )
 SELECT *

@@ -24,8 +24,9 @@ import duckdb
 import pytest
 
 from volcengine_live import MISSING_CREDENTIALS, volcengine_live_source
+from volcengine_live_cli import report
 from volcengine_live_cli.command import EXIT_LOCKED, main
-from volcengine_live_cli.run import pipeline_lock
+from volcengine_live_cli.run import DEMO_TASKS, pipeline_lock
 from volcengine_live_emulator import Emulator
 
 ACCESS_KEY = "AKLTcliTestKey0001"
@@ -109,6 +110,7 @@ def test_first_run_loads_everything_as_parquet_and_second_run_is_incremental(
     assert f"Tasks: {TASKS} new, 0 updated; {TASKS} in the table" in first.out
     assert f"Read: {TASKS} rows in 1 pass(es)" in first.out
     assert f"API: {configured.stats.requests} requests, 0 retries" in first.out
+    assert "Files:" not in first.out  # the file history is off unless asked for
     assert_query_line_runs(first.out, "volcengine_live.duckdb", Path.cwd())
     # Arrow in, Parquet out: dlt's choice for Arrow items, not forced, and it must hold.
     pipeline = dlt.attach(PIPELINE, pipelines_dir=str(Path.cwd() / "pipelines"))
@@ -232,6 +234,37 @@ def test_demo_runs_as_a_console_script_without_credentials(tmp_path: Path) -> No
     assert "Tasks: 5000 new, 0 updated; 5000 in the table" in result.stdout
     assert_query_line_runs(result.stdout, "volcengine_live_demo.duckdb", tmp_path)
     assert len(table_ids("volcengine_live_demo.duckdb")) == 5000
+
+
+def test_demo_with_record_files_loads_both_tables_and_sums_up_the_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = cli(capsys, "--demo", "--record-files")
+    assert run.code == 0, run.err
+    line = re.search(
+        r"^Files: (\d+) rows loaded into record_files; (\d+) window\(s\) of the file history "
+        r"read, (\d+) files listed, (\d+) requests, 0 retries$",
+        run.out,
+        re.M,
+    )
+    assert line, run.out
+    with duckdb.connect("volcengine_live_demo.duckdb", read_only=True) as con:
+        tasks, files = (
+            int(con.execute(f"SELECT count(*) FROM {DATASET}.{table}").fetchall()[0][0])
+            for table in ("pull_record_tasks", "record_files")
+        )
+    assert tasks == DEMO_TASKS and f"record_files {files} rows" in run.out
+    assert files > 0 and int(line.group(1)) == files
+    assert int(line.group(2)) in (1, 2)  # a first run reads the last 168 h: one or two windows
+    assert int(line.group(3)) >= files and int(line.group(4)) >= int(line.group(2))
+
+    # The report of that file shows what was recorded, from sql/recording_coverage.sql.
+    data = report.write_report("volcengine_live_demo.duckdb", "report.html")
+    assert data.coverage is not None
+    counts = report.coverage_counts(data.coverage)
+    assert counts["tasks"] > 0 and counts["no_file"] + counts["short"] > 0
+    page = Path("report.html").read_text(encoding="utf-8")
+    assert report.coverage_summary(counts) in page and report.NOT_LOADED not in page
 
 
 def test_missing_credentials_exit_2_naming_the_three_places(

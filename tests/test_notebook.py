@@ -1,4 +1,6 @@
-"""The analysis notebook runs top to bottom on a freshly loaded dataset and draws every chart.
+"""The analysis notebook runs top to bottom on a freshly loaded dataset and draws every chart;
+its "What was recorded" section reads the file history when it was loaded (the main dataset
+here), and says how to load it when not (the copies of the task list alone).
 
 The kernel is the interpreter running the tests (this venv), whatever kernels the machine has
 registered and whether or not the venv is activated: the test writes its own ``python3``
@@ -20,6 +22,7 @@ import pytest
 from nbclient import NotebookClient
 
 from volcengine_live import VolcengineCredentials, volcengine_live_source
+from volcengine_live_cli import report
 from volcengine_live_emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Emulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +30,15 @@ NOTEBOOK = REPO / "notebooks" / "pull_record_tasks_analysis.ipynb"
 DATASET = "analysis_test_dataset"  # not the default: the notebook must use its parameter
 TASKS = 3000
 SEED = 20240310
-CHART_CELLS = 7
+CHART_CELLS = 8
+COVERAGE_CHART = "record-files"
+"""The tag of the chart cell that draws only when ``record_files`` was loaded."""
 
 
 def load_dataset(path: Path, pipelines_dir: Path) -> None:
     """Load the dataset the notebook reads into the DuckDB file at ``path``: the project's
-    source reading the emulator's seeded task list, as a user's first run would."""
+    source reading the emulator's seeded task list and its file history (the last 7 days of
+    files, as a first run with ``record_files = true`` reads), as a user's first run would."""
     pipeline = dlt.pipeline(
         pipeline_name="notebook_test",
         destination=dlt.destinations.duckdb(str(path)),
@@ -42,13 +48,20 @@ def load_dataset(path: Path, pipelines_dir: Path) -> None:
     credentials = VolcengineCredentials()
     credentials.access_key_id = DEFAULT_ACCESS_KEY_ID
     credentials.secret_access_key = DEFAULT_SECRET_ACCESS_KEY
-    with Emulator(tasks=TASKS, seed=SEED, rate_limit=None) as emu:
-        pipeline.run(volcengine_live_source(endpoint=emu.endpoint, credentials=credentials))
+    with Emulator(tasks=TASKS, seed=SEED, rate_limit=None, file_rate_limit=None) as emu:
+        source = volcengine_live_source(
+            endpoint=emu.endpoint, credentials=credentials, record_files=True
+        )
+        pipeline.run(source)
         # One scheduled and one recording task leave the list: the next run flags them.
         tasks = list(emu.store.all_tasks())
         gone = [next(t["TaskId"] for t in tasks if t["Status"] == s) for s in ("未开始", "生效中")]
         emu.remove_tasks(gone)
-        pipeline.run(volcengine_live_source(endpoint=emu.endpoint, credentials=credentials))
+        pipeline.run(
+            volcengine_live_source(
+                endpoint=emu.endpoint, credentials=credentials, record_files=True
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +74,29 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         deleted = con.execute(
             f"SELECT count(*) FROM {DATASET}.pull_record_tasks WHERE deleted_at IS NOT NULL"
         ).fetchone()[0]
-    assert loaded == TASKS and deleted == 2
+        files = con.execute(f"SELECT count(*) FROM {DATASET}.record_files").fetchone()[0]
+    assert loaded == TASKS and deleted == 2 and files > 0
     return path
+
+
+def coverage_text(path: Path) -> tuple[str, str]:
+    """What the notebook must print of sql/recording_coverage.sql's answer on ``path``: the
+    summary and the chart's reading, as the report package words them."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        (found,) = report.run_sql(con, "recording_coverage.sql", DATASET, report.TIME_ZONE)
+    counts = report.coverage_counts(found)
+    periods = report.coverage_per_period(found, report.TIME_ZONE)
+    assert counts["tasks"] > 0 and counts["no_file"] + counts["short"] > 0
+    return report.coverage_summary(counts), report.coverage_reading(counts, periods)
+
+
+def printed(nb: Any) -> str:
+    return "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def charts_drawn(nb: Any) -> int:
+    """Images drawn by the chart cells; the coverage chart's cell draws none without files."""
+    return sum(images(c) for c in nb.cells)
 
 
 def live_count(path: Path, status_code: str) -> int:
@@ -131,6 +165,7 @@ def test_notebook_is_stored_without_outputs() -> None:
     assert "duckdb_path = None" in code[0].source
     assert 'dataset_name = "volcengine_live_dataset"' in code[0].source
     assert sum("chart" in c.metadata.get("tags", []) for c in code) == CHART_CELLS
+    assert sum(COVERAGE_CHART in c.metadata.get("tags", []) for c in code) == 1
 
 
 def test_notebook_runs_and_draws_every_chart(dataset: Path, kernel_from_this_venv: str) -> None:
@@ -145,7 +180,7 @@ def test_notebook_runs_and_draws_every_chart(dataset: Path, kernel_from_this_ven
     assert len(charts) == CHART_CELLS
     for cell in charts:
         assert images(cell) == 1, cell.source
-    assert sum(images(c) for c in nb.cells) == CHART_CELLS
+    assert charts_drawn(nb) == CHART_CELLS
     errors = [
         out
         for cell in nb.cells
@@ -153,11 +188,15 @@ def test_notebook_runs_and_draws_every_chart(dataset: Path, kernel_from_this_ven
         if out.output_type == "error" or (out.output_type == "stream" and out.name == "stderr")
     ]
     assert errors == []
-    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
-    assert "duplicate task_ids: 0 (must be 0)" in printed
+    text = printed(nb)
+    assert "duplicate task_ids: 0 (must be 0)" in text
     # The two deleted tasks are left out of what is scheduled and recording now.
-    assert f"{live_count(dataset, 'not_started')} scheduled tasks" in printed
-    assert f"{live_count(dataset, 'recording')} tasks recording" in printed
+    assert f"{live_count(dataset, 'not_started')} scheduled tasks" in text
+    assert f"{live_count(dataset, 'recording')} tasks recording" in text
+    # What was recorded: the same answer as the report's, from the same SQL file.
+    summary, reading = coverage_text(dataset)
+    assert summary in text and reading in text and report.NOT_LOADED not in text
+    assert " tasks left no file" in text and " tasks recorded short" in text
 
 
 @pytest.mark.parametrize("file_name", ["volcengine_live.duckdb", "volcengine_live_demo.duckdb"])
@@ -178,7 +217,9 @@ def test_notebook_finds_the_default_file_from_the_repo_root(
                 f"CREATE TABLE volcengine_live_dataset.{table} AS FROM source.{DATASET}.{table}"
             )
     nb = execute(repo / "notebooks" / NOTEBOOK.name, kernel_from_this_venv, cwd=repo)
-    assert sum(images(c) for c in nb.cells) == CHART_CELLS
+    # the task list alone: the coverage chart is not drawn, the section says how to load it
+    assert charts_drawn(nb) == CHART_CELLS - 1
+    assert report.NOT_LOADED in printed(nb)
 
 
 def test_notebook_runs_on_hostile_data_and_on_an_account_without_tasks(
@@ -216,7 +257,7 @@ def test_notebook_runs_on_hostile_data_and_on_an_account_without_tasks(
         con.execute(f"ATTACH '{dataset}' AS source (READ_ONLY)")
         con.execute(f"CREATE SCHEMA {DATASET}")
         con.execute(f"CREATE TABLE {DATASET}._dlt_loads AS FROM source.{DATASET}._dlt_loads")
-    for path in (hostile, empty):
+    for path, drawn in ((hostile, CHART_CELLS), (empty, CHART_CELLS - 1)):
         nb = execute(
             NOTEBOOK,
             kernel_from_this_venv,
@@ -224,6 +265,7 @@ def test_notebook_runs_on_hostile_data_and_on_an_account_without_tasks(
             duckdb_path=str(path),
             dataset_name=DATASET,
         )
-        assert sum(images(c) for c in nb.cells) == CHART_CELLS
-    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
-    assert "0 scheduled tasks" in printed and "0 tasks recording" in printed
+        assert charts_drawn(nb) == drawn
+    text = printed(nb)
+    assert "0 scheduled tasks" in text and "0 tasks recording" in text
+    assert report.NOT_LOADED in text

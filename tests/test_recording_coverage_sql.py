@@ -17,6 +17,8 @@ Hand-built, all on 2024-03-08 (UTC), vhost ``v``, app ``live``, files read at 21
     f9   已结束  s9     22:00-23:00  none                        left out: ends after 21:00
     f10  未开始  s10    23:30-23:50  none                        not checked
     f11  已结束  s11    16:00-17:00  16:00-17:00                 complete (left the list)
+    f0   已结束  s0     08:00-09:00  none                        left out: before 09:50, the
+                                                                 earliest file loaded
     -    -      s12    -            15:00-15:20                 no_task
     -    -      s1     -            20:00-20:10                 no_task
 """
@@ -55,6 +57,7 @@ TASKS = [
     ("f9", "已结束", "finished", "s9", at(22), at(23), None),
     ("f10", "未开始", "not_started", "s10", at(23, 30), at(23, 50), None),
     ("f11", "已结束", "finished", "s11", at(16), at(17), at(20)),
+    ("f0", "已结束", "finished", "s0", at(8), at(9), None),
 ]
 FILES = [
     ("a1", "live", "s1", at(10), at(11)),
@@ -143,6 +146,12 @@ def test_the_missing_time_is_split_into_late_start_cuts_and_early_end(hand_built
     assert found.loc["f4", where].tolist() == [0, 300, 0, 300]
     assert found.loc["f5", where].tolist() == [30, 0, 0, 30]
     assert found.loc["f3", "pct_recorded"] == 50.0
+
+
+def test_a_task_row_carries_its_domain_and_a_file_without_a_task_none(hand_built: Path) -> None:
+    found = run(hand_built)
+    assert set(found.loc[found.task_id.notna(), "domain"]) == {"d"}
+    assert found.loc[found.finding == "no_task", "domain"].isna().all()
 
 
 def test_the_tolerance_and_the_window_are_variables(hand_built: Path) -> None:

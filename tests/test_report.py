@@ -109,6 +109,37 @@ def hand_built(tmp_path: Path) -> Path:
     return build(tmp_path / "hand.duckdb")
 
 
+FILES_READ_AT = sh(10, 11)
+"""seen_at of every hand-built file: the one run that read the file history."""
+
+
+def add_files(path: Path, files: list[tuple[Any, ...]], *, without: str | None = None) -> Path:
+    """A ``record_files`` table (the columns sql/recording_coverage.sql reads, less
+    ``without``) holding ``files``: (file_id, app, stream, start, end) on the tasks' vhost."""
+    columns = {
+        "file_id": "VARCHAR NOT NULL",
+        "vhost": "VARCHAR",
+        "app": "VARCHAR",
+        "stream": "VARCHAR",
+        "start_time": "TIMESTAMPTZ",
+        "end_time": "TIMESTAMPTZ",
+        "seen_at": "TIMESTAMPTZ",
+    }
+    columns.pop(without or "", None)
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"SET schema = '{DATASET}'")
+        con.execute(
+            f"CREATE TABLE record_files ({', '.join(f'{c} {t}' for c, t in columns.items())})"
+        )
+        for file_id, app, stream, start, end in files:
+            values = {"file_id": file_id, "vhost": "vhost.example.com", "app": app,
+                      "stream": stream, "start_time": start, "end_time": end,
+                      "seen_at": FILES_READ_AT}  # fmt: skip
+            kept = [values[c] for c in columns]
+            con.execute(f"INSERT INTO record_files VALUES ({', '.join(['?'] * len(kept))})", kept)
+    return path
+
+
 def images(page: str) -> list[str]:
     return re.findall(r"<img [^>]*src='data:image/png;base64,[A-Za-z0-9+/=]+'", page)
 
@@ -463,17 +494,27 @@ def test_the_report_renders_in_headless_chromium(
     if keep:  # to look at it: VOLCENGINE_LIVE_REPORT_SCREENSHOT=/tmp/report.png pytest ...
         shutil.copy(shot, keep)
 
+    seen, dom = probe_images(tmp_path, page)
+    assert len(seen) == CHARTS
+    assert "Volcengine Live pull-recording tasks" in dom
+    assert report.NOT_LOADED in dom  # a run of the task list alone
+
+
+def probe_images(tmp_path: Path, page: Path) -> tuple[list[dict[str, Any]], str]:
+    """Every image of ``page`` as Chromium decoded it (each checked to have a size), and
+    the document as Chromium parsed it."""
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
     dumped = chromium(tmp_path, "--dump-dom", probe.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     found = re.search(r'<pre id="image-probe">(.*?)</pre>', dumped.stdout)
     assert found, dumped.stdout[-2000:]
-    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    assert len(seen) == CHARTS
+    seen: list[dict[str, Any]] = json.loads(
+        found.group(1).replace("&quot;", '"').replace("&amp;", "&")
+    )
     for image in seen:
         assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
-    assert "Volcengine Live pull-recording tasks" in dumped.stdout
+    return seen, dumped.stdout
 
 
 def test_the_probe_catches_a_broken_image(tmp_path: Path) -> None:
@@ -601,3 +642,143 @@ def test_a_run_that_found_no_task_reports_0_tasks(tmp_path: Path) -> None:
     assert code == 0, err.getvalue()
     assert "(0 tasks, DuckDB file volcengine_live.duckdb" in out.getvalue()
     assert "The table holds no tasks yet" in (folder / report.OUTPUT).read_text(encoding="utf-8")
+
+
+# --- What was recorded (record_files, issue 25) --------------------------------------------------
+
+COVERED_TASKS = [
+    *TASKS,
+    ("r7", "已结束", "a.example.com", "live", "s7", sh(8, 20), sh(8, 22)),
+    ("r8", "已结束", "b.example.com", "show", "s8", sh(9, 15), sh(9, 16)),
+]
+FILES = [
+    ("p1", "preset", "p", sh(8, 19), sh(8, 19, 30)),  # no task; the earliest file loaded
+    ("a1", "live", "s1", sh(9, 10), sh(9, 11)),  # r1 in two segments: complete
+    ("a2", "live", "s1", sh(9, 11), sh(9, 12)),
+    ("b1", "live", "s2", sh(9, 11), sh(9, 12)),  # r2 cut for 10 min: short
+    ("b2", "live", "s2", sh(9, 12, 10), sh(9, 14)),
+    ("c1", "show", "s3", sh(9, 11, 30), sh(9, 12)),  # r3 stopped: not checked, not an orphan
+    ("d1", "show", "s8", sh(9, 15, 5), sh(9, 15, 40)),  # r8 5 min late, 20 min early: short
+]
+"""With COVERED_TASKS, files read 03-10 11:00: r7 (03-08 20:00-22:00) left no file.
+
+    task  scheduled  recorded         finding   where the time went
+    r7    2 h        0                no_file   no file
+    r2    3 h        2 h 50 (94.4 %)  short     cuts 10 min
+    r8    1 h        35 min (58.3 %)  short     late start 5 min, early end 20 min
+    r1    2 h        2 h              complete
+
+8 h scheduled, 5.42 h recorded (19500 s, 67.7 %): 03-08 2 h and 0, 03-09 6 h and 5.42 h
+(90.3 %). p1, half an hour, belongs to no task; r4 is still recording, r5 and r6 ahead."""
+
+
+def test_what_was_recorded_with_exact_numbers_from_a_hand_built_file(tmp_path: Path) -> None:
+    path = add_files(build(tmp_path / "files.duckdb", COVERED_TASKS), FILES)
+    out = tmp_path / "r.html"
+    data = report.write_report(path, out, as_of=AS_OF)
+    assert data.files_note is None and data.coverage is not None
+    assert [(r["finding"], r["task_id"] or r["file_id"]) for r in data.coverage] == [
+        ("no_file", "r7"),
+        ("short", "r2"),
+        ("short", "r8"),
+        ("no_task", "p1"),
+        ("complete", "r1"),
+    ]
+    assert report.coverage_counts(data.coverage) == {
+        "no_file": 1, "short": 2, "complete": 1, "tasks": 4, "scheduled_hours": 8.0,
+        "recorded_hours": 5.42, "pct_recorded": 67.7, "orphan_files": 1, "orphan_hours": 0.5,
+    }  # fmt: skip
+    periods = report.coverage_per_period(data.coverage, report.TIME_ZONE)
+    assert [
+        (p["period"], p["period_start"], p["tasks"], p["missed"], p["scheduled_hours"],
+         p["recorded_hours"], p["pct_recorded"]) for p in periods
+    ] == [
+        ("day", dt.date(2024, 3, 8), 1, 1, 2.0, 0.0, 0.0),
+        ("day", dt.date(2024, 3, 9), 3, 2, 6.0, 5.42, 90.3),
+    ]  # fmt: skip
+    missed = report.missed_recordings(data.coverage)
+    assert [
+        (m["task_id"], m["domain/app/stream"], m["scheduled"], m["recorded"],
+         m["pct_recorded"], m["where the time went"]) for m in missed
+    ] == [
+        ("r7", "a.example.com/live/s7", "2 h 00 min", "0 s", 0.0, "no file"),
+        ("r2", "a.example.com/live/s2", "3 h 00 min", "2 h 50 min", 94.4, "cuts 10 min"),
+        ("r8", "b.example.com/show/s8", "1 h 00 min", "35 min", 58.3,
+         "late start 5 min, early end 20 min"),
+    ]  # fmt: skip
+
+    page = out.read_text(encoding="utf-8")
+    assert len(images(page)) == CHARTS + 1  # and the hours scheduled against recorded
+    section = page[page.index("<h2 id='what-was-recorded'>") : page.index("<h2>Scheduled next")]
+    assert "4 finished tasks checked" in section
+    assert "1 left no file, 2 recorded short (more than a minute less than scheduled), " in section
+    assert "1 task left no file." in section and "2 tasks recorded short." in section
+    assert (
+        "<td>no_file</td><td>r7</td><td>2024-03-08 20:00</td><td>a.example.com/live/s7</td>"
+        "<td>2 h 00 min</td><td>0 s</td><td class='n'>0</td><td>no file</td>" in section
+    )
+    assert section.index(">r7<") < section.index(">r2<") < section.index(">r8<")
+    assert (
+        "Of 8 hours scheduled for 4 finished tasks, the files cover 5.42 (67.7 %); the least "
+        "in the day of 2024-03-08 (0 % of 2 hours)." in section
+    )
+    assert "1 file (0.5 hours) belongs to no task" in section
+    assert report.NOT_LOADED not in page
+
+
+def test_without_the_file_history_the_section_says_how_to_load_it(
+    hand_built: Path, tmp_path: Path
+) -> None:
+    data = report.write_report(hand_built, tmp_path / "r.html", as_of=AS_OF)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert data.coverage is None and data.files_note == report.NOT_LOADED
+    assert f"<p class='notice'>{report.NOT_LOADED}</p>" in page
+    assert "record_files = true under [sources.volcengine_live]" in report.NOT_LOADED
+    assert "volcengine-live --record-files" in report.NOT_LOADED
+    assert len(images(page)) == CHARTS and data.notices == []
+
+    loaded_empty = add_files(build(tmp_path / "empty-files.duckdb"), [])
+    data = report.write_report(loaded_empty, tmp_path / "e.html", as_of=AS_OF)
+    page = (tmp_path / "e.html").read_text(encoding="utf-8")
+    assert data.coverage == [] and len(images(page)) == CHARTS + 1
+    assert "0 finished tasks checked" in page and "No finished task to check yet" in page
+    assert "0 tasks left no file." in page and "0 tasks recorded short." in page
+    assert "Every file loaded belongs to a task." in page and "<table><tr><th>finding" not in page
+
+    lacking = add_files(build(tmp_path / "lacking.duckdb"), FILES, without="seen_at")
+    data = report.write_report(lacking, tmp_path / "l.html", as_of=AS_OF)
+    assert data.coverage is None and data.files_note is not None
+    assert f"{DATASET}.record_files lacks column(s) seen_at" in data.files_note
+
+
+HOSTILE_TASK = (
+    "r9<b>",
+    "已结束",
+    "<script>alert(1)</script>",
+    "live",
+    "<img src=x onerror=alert(2)>",
+    sh(9, 16),
+    sh(9, 17),
+)
+
+
+def test_the_section_renders_in_chromium_and_hostile_names_stay_text(tmp_path: Path) -> None:
+    path = add_files(build(tmp_path / "hostile.duckdb", [*COVERED_TASKS, HOSTILE_TASK]), FILES)
+    out = tmp_path / "r.html"
+    report.write_report(path, out, as_of=AS_OF)
+    page = out.read_text(encoding="utf-8")
+    assert "<script" not in page and "<img src=x" not in page
+    shot = tmp_path / "section.png"  # the whole page: a #fragment shoots a blank viewport
+    done = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,5200", out.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("VOLCENGINE_LIVE_SECTION_SCREENSHOT")
+    if keep:  # to look at it: VOLCENGINE_LIVE_SECTION_SCREENSHOT=/tmp/section.png pytest ...
+        shutil.copy(shot, keep)
+    seen, dom = probe_images(tmp_path, out)
+    assert len(seen) == CHARTS + 1  # the name's <img> is text, not an image
+    assert [image["alt"] for image in seen][-1] == "hours scheduled and recorded"
+    assert "What was recorded" in dom and "2 tasks left no file." in dom
+    assert "5 finished tasks checked" in dom and "2 left no file" in dom
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;/live/&lt;img src=x onerror=alert(2)&gt;" in dom
+    assert "r9&lt;b&gt;" in dom

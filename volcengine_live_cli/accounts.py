@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import dlt
 
 from volcengine_live import ConfigurationError, accounts, configured_accounts
+from volcengine_live.settings import FILES_TABLE_NAME
 
 from .metrics import extract_metrics
 from .run import (
@@ -170,6 +171,7 @@ def load_in_turns(
         rows_after=after,
         elapsed=time.monotonic() - started,
         pending_loaded=pending,
+        file_metrics=extract_metrics(extracted, FILES_TABLE_NAME),
     )
 
 

@@ -133,6 +133,13 @@ def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--page-size", type=int, metavar="N", help=f"1 to {MAX_PAGE_SIZE}")
     group.add_argument(
+        "--record-files",
+        action="store_true",
+        help="also load the files finished recordings left (DescribeRecordTaskFileHistory) "
+        "into table record_files, for this run (as record_files = true under "
+        "[sources.volcengine_live]); the report then shows what was recorded",
+    )
+    group.add_argument(
         "--demo",
         action="store_true",
         help=f"start the bundled API emulator with {DEMO_TASKS} tasks and load from it; "

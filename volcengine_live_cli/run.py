@@ -29,7 +29,7 @@ from volcengine_live import (
     account_source,
     volcengine_live_source,
 )
-from volcengine_live.settings import TABLE_NAME
+from volcengine_live.settings import FILES_TABLE_NAME, TABLE_NAME
 
 from .duckdb_settings import duckdb_destination
 from .metrics import last_run_metrics
@@ -194,6 +194,8 @@ def build_source(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = dict(overrides)
     if args.page_size is not None:
         kwargs["page_size"] = args.page_size
+    if args.record_files:  # only when given: record_files = true in the config stays on
+        kwargs["record_files"] = True
     if args.since or args.until:
         until = args.until or datetime.now(timezone.utc)
         kwargs["end_start_time"] = until.isoformat()
@@ -214,6 +216,8 @@ class RunResult:
     rows_after: int | None
     elapsed: float
     pending_loaded: int = 0
+    file_metrics: dict[str, Any] | None = None
+    """``record_files``' metrics; None when the run did not read the file history."""
 
 
 class DestinationError(Exception):
@@ -315,4 +319,5 @@ def run_pipeline(
         rows_after=count_rows(pipeline),
         elapsed=time.monotonic() - started,
         pending_loaded=pending,
+        file_metrics=last_run_metrics(pipeline, FILES_TABLE_NAME),
     )

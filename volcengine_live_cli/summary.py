@@ -27,7 +27,7 @@ from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import ApiError, ConfigurationError, VolcengineLiveError
-from volcengine_live.settings import REJECTS_TABLE_NAME, TABLE_NAME, where_to_fix
+from volcengine_live.settings import FILES_TABLE_NAME, REJECTS_TABLE_NAME, TABLE_NAME, where_to_fix
 
 from .run import (
     DamagedPipelineFolderError,
@@ -96,6 +96,8 @@ def summarise(
         f"API: {int(m.get('requests', 0))} requests, {int(m.get('retries', 0))} retries, "
         f"{int(m.get('throttled', 0))} throttled (HTTP 429)"
     )
+    if result.file_metrics is not None:
+        lines.append(files_line(result))
     lines.append(f"Elapsed: {result.elapsed:.1f}s")
     table = f"{pipeline.dataset_name}.{TABLE_NAME}"
     database = duckdb_file(pipeline)
@@ -112,6 +114,17 @@ def summarise(
         name = pipeline.destination.destination_name if pipeline.destination else "?"
         lines.append(f"Data: destination {name}, table {table}")
     return "\n".join(lines)
+
+
+def files_line(result: RunResult) -> str:
+    """What the file history's part of the run did (``record_files`` was selected)."""
+    f = result.file_metrics or {}
+    return (
+        f"Files: {result.rows_loaded.get(FILES_TABLE_NAME, 0)} rows loaded into "
+        f"{FILES_TABLE_NAME}; {int(f.get('windows', 0))} window(s) of the file history read, "
+        f"{int(f.get('files_listed', 0))} files listed, {int(f.get('requests', 0))} requests, "
+        f"{int(f.get('retries', 0))} retries"
+    )
 
 
 def find_cause(error: BaseException) -> BaseException:

@@ -14,14 +14,24 @@ the tables (the message names what is missing), 75 another process is writing th
 
 Its parts, by job: ``queries`` (the SQL files and the data the page needs), ``dataset``
 (opening and checking the DuckDB file), ``formatting``, ``charts`` (matplotlib figures and
-label escaping), ``captions`` (a sentence under each chart), ``page`` (HTML and CSS) and
-``command`` (options, exit codes, ``main``). What callers use is re-exported here, so
-``from volcengine_live_cli import report`` serves the command, the tests and the notebook.
+label escaping), ``captions`` (a sentence under each chart), ``recordings`` (what was
+recorded: the file history's coverage, shaped for the page and the notebook), ``page`` (HTML
+and CSS) and ``command`` (options, exit codes, ``main``). What callers use is re-exported
+here, so ``from volcengine_live_cli import report`` serves the command, the tests and the
+notebook.
 """
 
 from __future__ import annotations
 
-from .captions import activity_reading, concurrency_reading, heatmap_reading
+from .captions import (
+    activity_reading,
+    concurrency_reading,
+    coverage_reading,
+    coverage_summary,
+    heatmap_reading,
+    missed_sentence,
+    orphan_summary,
+)
 from .charts import (
     LABEL_CHARS,
     STATUS_COLORS,
@@ -29,6 +39,7 @@ from .charts import (
     activity_figure,
     chart_label,
     concurrency_figure,
+    coverage_figure,
     heatmap_figure,
     png,
 )
@@ -45,7 +56,13 @@ from .common import (
     ReportError,
     Row,
 )
-from .dataset import REQUIRED_COLUMNS, default_duckdb_file, empty_tasks_table, open_dataset
+from .dataset import (
+    REQUIRED_COLUMNS,
+    default_duckdb_file,
+    empty_tasks_table,
+    file_history_note,
+    open_dataset,
+)
 from .formatting import CELL_CHARS, cell, duration, local, plural, shorten, when
 from .page import render_html
 from .queries import (
@@ -59,6 +76,15 @@ from .queries import (
     run_sql,
     sql_text,
 )
+from .recordings import (
+    FILES_TABLE,
+    MISSED_KINDS,
+    NOT_LOADED,
+    coverage_counts,
+    coverage_per_period,
+    missed_recordings,
+    where_the_time_went,
+)
 
 __all__ = [
     "CELL_CHARS",
@@ -68,7 +94,10 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_USAGE",
+    "FILES_TABLE",
     "LABEL_CHARS",
+    "MISSED_KINDS",
+    "NOT_LOADED",
     "OUTPUT",
     "REQUIRED_COLUMNS",
     "SQL_DIR",
@@ -87,15 +116,24 @@ __all__ = [
     "collect",
     "concurrency_figure",
     "concurrency_reading",
+    "coverage_counts",
+    "coverage_figure",
+    "coverage_per_period",
+    "coverage_reading",
+    "coverage_summary",
     "default_duckdb_file",
     "duration",
     "empty_tasks_table",
     "fetch_rows",
+    "file_history_note",
     "heatmap_figure",
     "heatmap_reading",
     "local",
     "main",
+    "missed_recordings",
+    "missed_sentence",
     "open_dataset",
+    "orphan_summary",
     "parse_args",
     "plural",
     "png",
@@ -105,5 +143,6 @@ __all__ = [
     "shorten",
     "sql_text",
     "when",
+    "where_the_time_went",
     "write_report",
 ]

@@ -53,3 +53,51 @@ def heatmap_reading(rows: Sequence[Mapping[str, Any]]) -> str:
         f"{busiest['weekday_name']} {int(busiest['hour']):02d}:00, with "
         f"{busiest['mean_concurrent']} on average (peak {busiest['peak_concurrent']})."
     )
+
+
+def coverage_reading(counts: Mapping[str, Any], periods: Sequence[Mapping[str, Any]]) -> str:
+    """What the coverage chart shows: the share recorded, and the worst day (or week)."""
+    if not counts.get("tasks"):
+        return (
+            "No finished task to check yet: tasks are checked once they have ended before the "
+            "last file read and started after the earliest file loaded."
+        )
+    worst = min(
+        (p for p in periods if p["pct_recorded"] is not None),
+        key=lambda p: float(p["pct_recorded"]),
+    )
+    return (
+        f"Of {counts['scheduled_hours']:,.6g} hours scheduled for "
+        f"{plural(int(counts['tasks']), 'finished task')}, the files cover "
+        f"{counts['recorded_hours']:,.6g} ({counts['pct_recorded']:g} %); the least in the "
+        f"{worst['period']} of {worst['period_start']} ({worst['pct_recorded']:g} % of "
+        f"{worst['scheduled_hours']:,.6g} hours). A pale bar above a blue one is time missed."
+    )
+
+
+def coverage_summary(counts: Mapping[str, Any]) -> str:
+    """How many finished tasks were checked, and what became of them."""
+    return (
+        f"{plural(int(counts['tasks']), 'finished task')} checked (those that ended before the "
+        "last file read and started after the earliest file loaded): "
+        f"{int(counts['no_file'])} left no file, {int(counts['short'])} recorded short (more "
+        f"than a minute less than scheduled), {int(counts['complete'])} complete."
+    )
+
+
+def missed_sentence(tasks: int, what: str, limit: int) -> str:
+    """``3 tasks left no file.``, or ``..., the first 20.`` above ``limit`` of them."""
+    more = f", the first {limit}" if tasks > limit else ""
+    return f"{plural(tasks, 'task')} {what}{more}."
+
+
+def orphan_summary(counts: Mapping[str, Any]) -> str:
+    """The files that belong to no task (finding no_task)."""
+    files = int(counts["orphan_files"])
+    if not files:
+        return "Every file loaded belongs to a task."
+    return (
+        f"{plural(files, 'file')} ({counts['orphan_hours']:,.6g} hours) "
+        f"{'belongs' if files == 1 else 'belong'} to no task: recordings of a preset, or of a "
+        "task deleted before it was loaded (finding no_task in sql/recording_coverage.sql)."
+    )

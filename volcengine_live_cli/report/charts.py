@@ -208,3 +208,32 @@ def heatmap_figure(rows: Sequence[Mapping[str, Any]], time_zone: str = TIME_ZONE
     ax.set_xlabel(f"hour of the day ({time_zone}); blank: not in the window")
     fig.colorbar(image, ax=ax, label="mean concurrent", pad=0.01)
     return fig
+
+
+def coverage_figure(periods: Sequence[Mapping[str, Any]]) -> Figure:
+    """Per day (or ISO week) of the finished tasks' start: the hours scheduled as a pale bar
+    and the hours their files cover drawn over it, so what is missing shows as the pale part
+    (from :func:`~volcengine_live_cli.report.recordings.coverage_per_period`)."""
+    mdates = _mdates()
+
+    fig, ax = _figure(11, 3.6)
+    period = str(periods[0]["period"]) if periods else "day"
+    ax.set_title(f"Finished tasks per {period}: hours scheduled, and recorded by their files")
+    if not any(float(p["scheduled_hours"] or 0) for p in periods):
+        _no_data(ax, "no finished task to check")
+        return fig
+    starts = [p["period_start"] for p in periods]
+    x = mdates.date2num([datetime(d.year, d.month, d.day) for d in starts])
+    width = 6.2 if period == "week" else 0.8
+    scheduled = [float(p["scheduled_hours"] or 0) for p in periods]
+    recorded = [float(p["recorded_hours"] or 0) for p in periods]
+    ax.bar(x, scheduled, width=width, align="edge", color="#F2C4C4", label="scheduled (missed)")
+    ax.bar(x, recorded, width=width, align="edge", color="#4C72B0", label="recorded")
+    ax.xaxis_date()
+    _date_axis(ax)
+    monday = " (weeks start on Monday)" if period == "week" else ""
+    ax.set_xlabel(f"{period} the task started{monday}")
+    ax.set_ylabel("hours")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    return fig

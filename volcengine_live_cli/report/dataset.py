@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from .common import DEFAULT_FILES, EXIT_BUSY, ReportError
+from .recordings import FILES_COLUMNS, FILES_TABLE, NOT_LOADED
 
 REQUIRED_COLUMNS = {
     "pull_record_tasks": (
@@ -67,6 +68,23 @@ def open_dataset(path: Path, dataset_name: str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise ReportError(f"{path} has no {'; no '.join(missing)}.{hint}")
     return con
+
+
+def file_history_note(con: duckdb.DuckDBPyConnection, dataset_name: str) -> str | None:
+    """``None`` when the dataset holds the file history sql/recording_coverage.sql reads;
+    otherwise what the report says instead: the table is off by default, so its absence is
+    a choice to explain, not an error."""
+    columns = _columns(con, dataset_name).get(FILES_TABLE)
+    if columns is None:
+        return NOT_LOADED
+    lacking = [c for c in FILES_COLUMNS if c not in columns]
+    if lacking:
+        return (
+            f"The file history cannot be read: {dataset_name}.{FILES_TABLE} lacks column(s) "
+            f"{', '.join(lacking)}, which sql/recording_coverage.sql reads: load it with "
+            "this project's source (record_files = true)."
+        )
+    return None
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:

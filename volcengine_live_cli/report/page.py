@@ -8,11 +8,19 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import captions
 from .captions import activity_reading, concurrency_reading, heatmap_reading
-from .charts import activity_figure, concurrency_figure, heatmap_figure, png
+from .charts import activity_figure, concurrency_figure, coverage_figure, heatmap_figure, png
 from .common import Row
 from .formatting import cell, plural, when
 from .queries import ReportData
+from .recordings import (
+    MISSED_KINDS,
+    NOT_LOADED,
+    coverage_counts,
+    coverage_per_period,
+    missed_recordings,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -82,6 +90,7 @@ def render_html(data: ReportData) -> str:
         *_freshness(data),
         *_recording_load(data),
         *_where_the_hours_go(data),
+        *_what_was_recorded(data),
         *_task_lists(data),
         *_data_quality(data),
         "</body></html>",
@@ -182,6 +191,46 @@ def _where_the_hours_go(data: ReportData) -> list[str]:
         )
     parts.append("</div>")
     return parts
+
+
+MISSED_COLUMNS = [
+    "finding",
+    "task_id",
+    "start_time",
+    "domain/app/stream",
+    "scheduled",
+    "recorded",
+    "pct_recorded",
+    "where the time went",
+]
+
+
+def _what_was_recorded(data: ReportData) -> list[str]:
+    """From sql/recording_coverage.sql: the missed recordings first, then the hours
+    scheduled against those recorded over time, then the files no task describes; or, when
+    the file history was not loaded, how to load it."""
+    parts = ["<h2 id='what-was-recorded'>What was recorded</h2>"]
+    if data.coverage is None:
+        return [*parts, f"<p class='notice'>{html.escape(data.files_note or NOT_LOADED)}</p>"]
+    counts = coverage_counts(data.coverage)
+    missed = missed_recordings(data.coverage)
+    periods = coverage_per_period(data.coverage, data.time_zone)
+    parts.append(f"<p>{html.escape(captions.coverage_summary(counts))}</p>")
+    parts.append("<h3>Missed recordings</h3>")
+    for finding, what in MISSED_KINDS:
+        rows = [r for r in missed if r["finding"] == finding]  # each kind gets its own first
+        parts.append(f"<p>{html.escape(captions.missed_sentence(len(rows), what, FIRST_ROWS))}</p>")
+        if rows:
+            parts.append(_table(rows[:FIRST_ROWS], MISSED_COLUMNS, data.time_zone))
+    return [
+        *parts,
+        _chart(
+            coverage_figure(periods),
+            "hours scheduled and recorded",
+            captions.coverage_reading(counts, periods),
+        ),
+        f"<p>{html.escape(captions.orphan_summary(counts))}</p>",
+    ]
 
 
 def _task_lists(data: ReportData) -> list[str]:

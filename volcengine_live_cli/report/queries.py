@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from .common import DATASET_NAME, TIME_ZONE, ReportError, Row
+from .dataset import file_history_note
 from .formatting import duration, when
 
 SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
@@ -99,6 +100,10 @@ class ReportData:
     upcoming: list[Row]
     recording: list[Row]
     quality: list[Row]
+    coverage: list[Row] | None = None
+    """sql/recording_coverage.sql's rows; None when the file history was not loaded."""
+    files_note: str | None = None
+    """Why ``coverage`` is None (the file history is off by default): said on the page."""
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -143,6 +148,9 @@ def collect(
         recording=one("recording_now.sql"),
         quality=one("data_quality.sql"),
     )
+    data.files_note = file_history_note(con, dataset_name)
+    if data.files_note is None:
+        data.coverage = one("recording_coverage.sql")
     data.notices.extend(_notices(data))
     data.warnings.extend(_warnings(data))
     return data
