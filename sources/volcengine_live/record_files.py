@@ -50,8 +50,9 @@ from typing import Any
 
 from .client import LiveApiClient
 from .errors import IncompleteScanError
-from .records import parse_time, snake_case
+from .records import snake_case
 from .responses import Page, parse_page
+from .times import parse_time
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ConfigurationError
-from .state import to_utc
+from .times import to_utc
 
 DEFAULT_ENDPOINT = "https://live.volcengineapi.com"
 DEFAULT_REGION = "cn-north-1"
