@@ -1,6 +1,7 @@
 """A client for one action of the Live API (``ListPullRecordTask`` unless told otherwise): one
-signed, retried request at a time, or every page of the task list concurrently under the
-action's rate limit. ``DescribeRecordTaskFileHistory`` (``record_files.py``) uses a client of
+signed, retried request, from as many threads as ask at once, under the action's rate limit
+(reading the whole task list, concurrently, is ``scan.py``'s job, above this module).
+``DescribeRecordTaskFileHistory`` (``record_files.py``) uses a client of
 its own, for its own limit (10/s), through :meth:`LiveApiClient.call`.
 
 Why not dlt's retrying ``Client``: it retries by re-sending the same prepared request, so
@@ -64,7 +65,6 @@ from .errors import (
 )
 from .rate_limit import RateLimiter
 from .responses import Page, parse_page
-from .scan import Scan
 from .settings import ClientConfig
 from .signing import VolcengineSigner
 
@@ -376,10 +376,6 @@ class LiveApiClient:
             _current.attempt = None
         self.stats.count_answer()
         return parse(response.status_code, response.headers, content)
-
-    def scan(self, page_size: int) -> Scan:
-        """Every page of the account; see :class:`Scan`."""
-        return Scan(self.fetch_page, page_size, self.config.max_concurrency)
 
 
 def _read_body(response: requests.Response, limit: int, what: str, watched: _Attempt) -> bytes:

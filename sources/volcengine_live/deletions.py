@@ -45,26 +45,12 @@ from .destination_rows import KEY_COLUMNS, DestinationUnreadable, Slices, read_r
 from .incremental import WritePlan
 from .reader import EarlierPasses, ListPass
 from .records import TIMESTAMP_TYPE
-from .scan import ScanReport
 from .state import DAY_US, IncrementalState
 from .task_filter import TaskFilter
 
 logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def unmoved(report: ScanReport) -> bool:
-    """The pass saw one ``TotalCount`` and read at least that many rows, all distinct or
-    (the API's own duplicates) all of them; or the list only grew at its head and the pass
-    covered every place of it (``ScanReport.stable``), as on a busy account, where TotalCount
-    moves on every run and deletions would otherwise never be looked for."""
-    total = report.first_total
-    return report.stable or (
-        len(report.total_counts) == 1
-        and total is not None
-        and (report.distinct_tasks >= total or report.rows == total)
-    )
 
 
 @dataclass
@@ -101,7 +87,7 @@ class DeletionFinder:
         if slices is None or not passes:
             self.checked = True
             return 0
-        if not unmoved(passes[-1].report):
+        if not passes[-1].report.unmoved:
             logger.warning(
                 "The task list kept moving during the run: no task is flagged as deleted "
                 "in this run (the next complete run finds the missing ones)"
@@ -147,7 +133,7 @@ class DeletionFinder:
         candidates = self.candidates
         if candidates is None or candidates.num_rows == 0 or extra is None:
             return _empty()
-        if not unmoved(extra.report):
+        if not extra.report.unmoved:
             self.checked = False
             logger.warning(
                 "The task list moved during the confirming pass: %d task(s) missing from "
