@@ -38,12 +38,14 @@ from .errors import (
     RunTimeoutError,
     VolcengineLiveError,
 )
+from .incremental import WritePlan
 from .load_format import quote_safe_hints
+from .reader import ListReader
 from .record_files import FILE_COLUMN_HINTS, FileHistory, first_start, windows
 from .run import TaskListRun
 from .state import IncrementalState
 from .task_filter import TaskFilter
-from .writer import ACCOUNT_COLUMN, ACCOUNT_COLUMN_HINT
+from .writer import ACCOUNT_COLUMN, ACCOUNT_COLUMN_HINT, RunWriter, spill_directory
 
 __all__ = [
     "MISSING_CREDENTIALS",
@@ -241,17 +243,13 @@ def pull_record_tasks(
     state = dlt.current.resource_state()
     accounts.claim_state(state, account)
     yield from _quote_safe_load()
+    now = datetime.now(timezone.utc)
     run = TaskListRun(
         client,
-        IncrementalState.load(state),
-        page_size=page_size,
-        lookback=lookback,
-        since=since,
-        until=until,
-        max_rescans=max_rescans,
-        deleted_tasks=deleted_tasks,
-        account=account,
-        task_filter=task_filter,
+        WritePlan(IncrementalState.load(state), lookback, now, since, until),
+        ListReader(client, page_size, max_rescans),
+        RunWriter(deleted_tasks, spill_directory(), account),
+        task_filter,
     )
     try:
         yield from run.read()

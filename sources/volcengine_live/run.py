@@ -25,19 +25,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
 
-from . import settings
 from .client import LiveApiClient
 from .deletions import Candidates, DeletionFinder, Verdict
 from .incremental import StateObserver, WritePlan
 from .reader import Batch, ListPass, ListReader
-from .state import IncrementalState
 from .task_filter import TaskFilter
-from .writer import RunWriter, spill_directory
+from .writer import RunWriter
 
 logger = logging.getLogger(__name__)
 
@@ -45,30 +42,25 @@ logger = logging.getLogger(__name__)
 class TaskListRun:
     """One run of ``pull_record_tasks``: :meth:`read`, then :meth:`reconcile`, then
     :meth:`save`, draining each before the next; :meth:`metrics` and :meth:`close` at any
-    point (also after a failure)."""
+    point (also after a failure). Its parts are handed in, built by the resource from its
+    arguments, so a test can hand in its own."""
 
     def __init__(
         self,
         client: LiveApiClient,
-        previous: IncrementalState,
-        *,
-        page_size: int = settings.DEFAULT_PAGE_SIZE,
-        lookback: timedelta = timedelta(hours=settings.DEFAULT_LOOKBACK_HOURS),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        max_rescans: int = settings.DEFAULT_MAX_RESCANS,
-        deleted_tasks: str = settings.DEFAULT_DELETED_TASKS,
-        account: str | None = None,
+        plan: WritePlan,
+        reader: ListReader,
+        writer: RunWriter,
         task_filter: TaskFilter | None = None,
     ) -> None:
         self.client = client
         self.task_filter = task_filter
         """Only the tasks it keeps are written, or looked for as deleted."""
-        self.plan = WritePlan(previous, lookback, datetime.now(timezone.utc), since, until)
-        self.observer = StateObserver(self.plan)
-        self.reader = ListReader(client, page_size, max_rescans)
-        self.writer = RunWriter(deleted_tasks, spill_directory(), account)
-        self.finder = DeletionFinder(self.plan, account, task_filter)
+        self.plan = plan
+        self.reader = reader
+        self.writer = writer
+        self.finder = DeletionFinder(plan, writer.account, task_filter)
+        self.observer = StateObserver(plan)
         self._main: list[ListPass] = []
         self._extra: ListPass | None = None
         self._late_days: set[int] = set()

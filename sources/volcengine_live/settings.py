@@ -230,12 +230,10 @@ class SourceSettings:
     ) -> SourceSettings:
         """Settings from values as configured (TOML values, environment strings, Python
         objects); raises :class:`ConfigurationError` naming the first bad one."""
+        arguments = dict(locals())  # taken first: the arguments alone, by setting name
         since, until = _backfill_range(initial_start_time, end_start_time)
         checked_page_size = checks.page_size("page_size", page_size, MAX_PAGE_SIZE)
-        client = _client_config(
-            endpoint, region, request_timeout, max_attempts, backoff_seconds,
-            requests_per_second, max_concurrency, run_timeout, max_response_bytes,
-        )  # fmt: skip
+        client = _client_config(arguments)
         return cls(
             client=client,
             page_size=checked_page_size,
@@ -249,64 +247,49 @@ class SourceSettings:
             max_rescans=checks.whole("max_rescans", max_rescans, minimum=0),
             deleted_tasks=checks.choice("deleted_tasks", deleted_tasks, DELETED_TASKS_MODES),
             task_filters=checks.filters(task_filters or {}, TASK_FILTERS),
-            files=_files_settings(
-                record_files,
-                record_files_type,
-                record_files_lag_hours,
-                record_files_first_window_hours,
-                record_files_page_size,
-                record_files_requests_per_second,
-            ),
+            files=_files_settings(arguments),
         )
 
 
-def _client_config(
-    endpoint: Any,
-    region: Any,
-    request_timeout: Any,
-    max_attempts: Any,
-    backoff_seconds: Any,
-    requests_per_second: Any,
-    max_concurrency: Any,
-    run_timeout: Any,
-    max_response_bytes: Any,
-) -> ClientConfig:
+def _client_config(values: Mapping[str, Any]) -> ClientConfig:
     """The client's settings, checked in this order (the first bad one is named)."""
     return ClientConfig(
-        endpoint=checks.text("endpoint", endpoint),
-        region=checks.text("region", region),
+        endpoint=checks.text("endpoint", values["endpoint"]),
+        region=checks.text("region", values["region"]),
         # An hour per page is already absurd; far above, sockets refuse the timeout
         # with an OverflowError that names nothing.
         request_timeout=checks.number(
-            "request_timeout", request_timeout, 0, above=True, maximum=MAX_REQUEST_TIMEOUT
+            "request_timeout", values["request_timeout"], 0, above=True, maximum=MAX_REQUEST_TIMEOUT
         ),
-        max_attempts=checks.whole("max_attempts", max_attempts, minimum=1),
-        backoff_seconds=checks.number("backoff_seconds", backoff_seconds, 0),
-        requests_per_second=_rate("requests_per_second", requests_per_second),
-        max_concurrency=checks.whole("max_concurrency", max_concurrency, minimum=1),
-        run_timeout=checks.optional_seconds("run_timeout", run_timeout, MAX_RUN_TIMEOUT),
+        max_attempts=checks.whole("max_attempts", values["max_attempts"], minimum=1),
+        backoff_seconds=checks.number("backoff_seconds", values["backoff_seconds"], 0),
+        requests_per_second=_rate("requests_per_second", values["requests_per_second"]),
+        max_concurrency=checks.whole("max_concurrency", values["max_concurrency"], minimum=1),
+        run_timeout=checks.optional_seconds("run_timeout", values["run_timeout"], MAX_RUN_TIMEOUT),
         max_response_bytes=checks.whole(
-            "max_response_bytes", max_response_bytes, MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES
+            "max_response_bytes",
+            values["max_response_bytes"],
+            MIN_RESPONSE_BYTES,
+            MAX_RESPONSE_BYTES,
         ),
     )
 
 
-def _files_settings(
-    enabled: Any,
-    file_type: Any,
-    lag_hours: Any,
-    first_window_hours: Any,
-    page_size: Any,
-    requests_per_second: Any,
-) -> FilesSettings:
+def _files_settings(values: Mapping[str, Any]) -> FilesSettings:
     """The ``record_files_*`` settings, checked in this order."""
     return FilesSettings(
-        enabled=checks.flag("record_files", enabled),
-        file_type=checks.choice("record_files_type", file_type, FILE_TYPES),
-        lag_hours=checks.number("record_files_lag_hours", lag_hours, 0),
-        first_window_hours=checks.number("record_files_first_window_hours", first_window_hours, 0),
-        page_size=checks.page_size("record_files_page_size", page_size, MAX_FILES_PAGE_SIZE),
-        requests_per_second=_rate("record_files_requests_per_second", requests_per_second),
+        enabled=checks.flag("record_files", values["record_files"]),
+        file_type=checks.choice("record_files_type", values["record_files_type"], FILE_TYPES),
+        lag_hours=checks.number("record_files_lag_hours", values["record_files_lag_hours"], 0),
+        first_window_hours=checks.number(
+            "record_files_first_window_hours", values["record_files_first_window_hours"], 0
+        ),
+        page_size=checks.page_size(
+            "record_files_page_size", values["record_files_page_size"], MAX_FILES_PAGE_SIZE
+        ),
+        requests_per_second=_rate(
+            "record_files_requests_per_second", values["record_files_requests_per_second"]
+        ),
     )
 
 
