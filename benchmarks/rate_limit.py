@@ -106,6 +106,7 @@ def run_child(endpoint: str, limiter_name: str, rps: float) -> dict[str, Any]:
     from volcengine_live.client import ClientConfig, LiveApiClient
     from volcengine_live.errors import ApiError
     from volcengine_live.rate_limit import RateLimiter
+    from volcengine_live.scan import Scan
 
     config = ClientConfig(
         endpoint=endpoint,
@@ -142,7 +143,7 @@ def run_child(endpoint: str, limiter_name: str, rps: float) -> dict[str, Any]:
     task_ids: set[str] = set()
     rows = 0
     try:
-        for page in client.scan(PAGE_SIZE):
+        for page in Scan.of(client, PAGE_SIZE):
             rows += len(page.tasks)
             task_ids.update(task["TaskId"] for task in page.tasks)
     finally:

@@ -109,11 +109,12 @@ class EmulatorProcess:
         """Read every page once, unmeasured, so that the emulator serves the measured runs
         from its cache of rendered rows: the API is not what this benchmark measures."""
         from volcengine_live.client import ClientConfig, LiveApiClient
+        from volcengine_live.scan import Scan
 
         config = ClientConfig(endpoint=self.endpoint, requests_per_second=None)
         client = LiveApiClient("AKBENCHMARK", "benchmark-secret", config=config)
         try:
-            for _ in client.scan(500):
+            for _ in Scan.of(client, 500):
                 pass
         finally:
             client.close()

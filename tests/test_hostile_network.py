@@ -26,10 +26,11 @@ from reliability_support import find_in_chain
 from test_rate_limit import Clock
 
 from volcengine_live import RetriesExhaustedError, pull_record_tasks
-from volcengine_live.client import ClientConfig, LiveApiClient, _Inflater
+from volcengine_live.client import ClientConfig, LiveApiClient
 from volcengine_live.errors import RequestDeadlineError, ResponseTooLargeError, RunTimeoutError
 from volcengine_live.rate_limit import RateLimiter
 from volcengine_live.responses import parse_page
+from volcengine_live.transport import Inflater
 from volcengine_live_emulator import Emulator
 
 T = TypeVar("T")
@@ -245,7 +246,7 @@ def test_every_accepted_encoding_inflates_to_the_body_in_bounded_pieces(
     half = len(body) // 2
     parts = [body[:half], body[half:]] if members == 2 else [body]
     wire = b"".join(_deflated(part, wbits) if wbits else part for part in parts)
-    inflater = _Inflater(encoding)
+    inflater = Inflater(encoding)
     pieces = [
         p
         for at in range(0, len(wire), 65536)

@@ -25,6 +25,7 @@ from conftest import (
 
 from volcengine_live.client import ClientConfig, LiveApiClient
 from volcengine_live.rate_limit import RateLimiter, Ticket
+from volcengine_live.scan import Scan
 
 
 class Clock:
@@ -420,7 +421,7 @@ def scan_all(endpoint: str, rate: float, page_size: int) -> tuple[LiveApiClient,
     client = LiveApiClient(ACCESS_KEY_ID, SECRET_ACCESS_KEY, config=config)
     seen: set[str] = set()
     try:
-        for page in client.scan(page_size):
+        for page in Scan.of(client, page_size):
             seen.update(task["TaskId"] for task in page.tasks)
     finally:
         client.close()

@@ -8,9 +8,9 @@ selected, the files their recordings left (``DescribeRecordTaskFileHistory``).
 >>> pipeline.run(volcengine_live_source().with_resources("pull_record_tasks", "record_files"))
 
 Every run reads the account's whole task list (the API has no time filter) and writes the
-tasks that are new, recent or still changing; see ``incremental.py`` and the README beside
-this file for the exact rules. ``record_files`` walks time windows instead
-(``record_files.py``).
+tasks that are new, recent or still changing: the run's phases are in ``run.py``, the rules
+in ``incremental.py`` and the README beside this file. ``record_files`` walks time windows
+instead (``record_files.py``). This module only wires settings to the two resources.
 """
 
 from __future__ import annotations
@@ -18,19 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 import dlt
-import pyarrow as pa
-from dlt.sources import DltResource
+from dlt.sources import DltResource, DltSource
 
 from . import accounts, settings
-from .accounts import account_source, configured_accounts
+from .accounts import configured_accounts
 from .client import LiveApiClient
 from .credentials import MISSING_CREDENTIALS, VolcengineCredentials
-from .deletions import DeletionFinder
 from .errors import (
     ApiError,
     ConfigurationError,
@@ -41,11 +38,12 @@ from .errors import (
     RunTimeoutError,
     VolcengineLiveError,
 )
-from .incremental import StateObserver, WritePlan
+from .incremental import WritePlan
 from .load_format import quote_safe_hints
-from .reader import Batch, ListPass, ListReader
-from .record_files import FILE_COLUMN_HINTS, FileHistory, file_row, matches, windows
-from .state import IncrementalState, to_utc
+from .reader import ListReader
+from .record_files import FILE_COLUMN_HINTS, FileHistory, first_start, windows
+from .run import TaskListRun
+from .state import IncrementalState
 from .task_filter import TaskFilter
 from .writer import ACCOUNT_COLUMN, ACCOUNT_COLUMN_HINT, RunWriter, spill_directory
 
@@ -112,43 +110,66 @@ def volcengine_live_source(
     the README beside this file. ``account``, a short label (``cn``, ``byteplus``) for one of
     several accounts loading into one dataset, adds an ``account`` column to both tables,
     merged on ``(account, task_id)``; an account configured under
-    ``[sources.volcengine_live.accounts.<account>]`` is built with :func:`account_source`,
-    which reads its own credentials and settings (see ``accounts.py``).
+    ``[sources.volcengine_live.accounts.<account>]`` is built with :func:`account_source`.
 
     Raises:
         ConfigurationError: credentials missing, a setting out of range, or a configured
             account given other credentials than its own; the message names the setting
             and where to fix it.
     """
+    # Taken first, so that it holds the arguments alone: every setting by its name.
+    configured = dict(locals())
+    label = _checked_label(credentials, account)
+    checked = settings.SourceSettings.checked(**_setting_values(configured))
+    return [
+        _tasks_resource(credentials, checked, label),
+        _record_files_resource(credentials, checked, label),
+    ]
+
+
+def account_source(account: str, **arguments: Any) -> DltSource:
+    """The source of one configured account: its own credentials, its section's settings
+    (``[sources.volcengine_live.accounts.<account>]``), ``arguments`` winning over both; a
+    setting the section lacks comes from ``[sources.volcengine_live]`` as usual.
+
+    Raises:
+        ConfigurationError: ``account`` is not a valid name or not configured, the account has
+            no credentials of its own, or one of its settings is bad (the message names the
+            account's section).
+    """
+    values = accounts.account_arguments(account, arguments)
+    try:
+        source: DltSource = volcengine_live_source(**values)
+    except ConfigurationError as error:  # it names [sources.volcengine_live] only
+        label = values["account"]
+        raise ConfigurationError(
+            f"{error} For account {label!r} alone: {accounts.account_section(label)}."
+        ) from None
+    return source
+
+
+def _checked_label(credentials: VolcengineCredentials | None, account: str | None) -> str | None:
+    """The account's label, checked, once the credentials are there (and its own)."""
     label = None if account is None else accounts.check_name(account)
     if credentials is None or not credentials.access_key_id or not credentials.secret_access_key:
         raise ConfigurationError(MISSING_CREDENTIALS)
     if label is not None:
         accounts.check_own_credentials(label, credentials.access_key_id)
-    checked = settings.SourceSettings.checked(
-        endpoint=endpoint,
-        region=region,
-        page_size=page_size,
-        lookback_hours=lookback_hours,
-        initial_start_time=initial_start_time,
-        end_start_time=end_start_time,
-        requests_per_second=requests_per_second,
-        max_concurrency=max_concurrency,
-        request_timeout=request_timeout,
-        max_attempts=max_attempts,
-        backoff_seconds=backoff_seconds,
-        max_rescans=max_rescans,
-        deleted_tasks=deleted_tasks,
-        run_timeout=run_timeout,
-        max_response_bytes=max_response_bytes,
-        task_filters={"vhost": vhost, "domain": domain, "app": app, "stream": stream},
-        record_files=record_files,
-        record_files_type=record_files_type,
-        record_files_lag_hours=record_files_lag_hours,
-        record_files_first_window_hours=record_files_first_window_hours,
-        record_files_page_size=record_files_page_size,
-        record_files_requests_per_second=record_files_requests_per_second,
-    )
+    return label
+
+
+def _setting_values(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The source's arguments as :meth:`settings.SourceSettings.checked` takes them: the
+    settings by name, the four task filters together."""
+    values = {name: arguments[name] for name in settings.SETTING_NAMES}
+    values["task_filters"] = {name: values.pop(name) for name in settings.TASK_FILTERS}
+    return values
+
+
+def _tasks_resource(
+    credentials: VolcengineCredentials, checked: settings.SourceSettings, label: str | None
+) -> DltResource:
+    """``pull_record_tasks`` with a client that sends the task filters."""
     task_filter = TaskFilter(checked.task_filters)
     client = LiveApiClient(
         credentials.access_key_id,
@@ -157,7 +178,7 @@ def volcengine_live_source(
         checked.client,
         body_fields=task_filter.body_fields(),
     )
-    tasks = pull_record_tasks(
+    return pull_record_tasks(
         client,
         page_size=checked.page_size,
         lookback=timedelta(hours=checked.lookback_hours),
@@ -168,7 +189,6 @@ def volcengine_live_source(
         account=label,
         task_filter=task_filter,
     )
-    return [tasks, _record_files_resource(credentials, checked, label)]
 
 
 def _record_files_resource(
@@ -177,23 +197,12 @@ def _record_files_resource(
     """``record_files`` with a client of its own (its own 10/s limit) and dlt's incremental
     on ``start_time``; selected only when ``record_files`` is set (or by ``with_resources``)."""
     files = checked.files
-    client = LiveApiClient(
-        credentials.access_key_id,
-        credentials.secret_access_key,
-        credentials.session_token,
-        replace(checked.client, requests_per_second=files.requests_per_second),
-        action=settings.FILES_ACTION,
-        account_limit=settings.FILES_ACCOUNT_REQUESTS_PER_SECOND,
-    )
     since, until = checked.initial_start_time, checked.end_start_time
     first_window = timedelta(hours=files.first_window_hours)
     if until is not None and since is None:  # a backfill needs a start: the first window's
         since = until - first_window
-    history = FileHistory(
-        client, files.page_size, files.file_type, checked.task_filters, checked.max_rescans
-    )
     resource = record_files(
-        history,
+        FileHistory.configured(credentials, checked),
         first_window=first_window,
         until=until,
         account=label,
@@ -233,6 +242,29 @@ def pull_record_tasks(
     ``task_filter``, only the tasks it keeps are written, or looked for as deleted."""
     state = dlt.current.resource_state()
     accounts.claim_state(state, account)
+    yield from _quote_safe_load()
+    now = datetime.now(timezone.utc)
+    run = TaskListRun(
+        client,
+        WritePlan(IncrementalState.load(state), lookback, now, since, until),
+        ListReader(client, page_size, max_rescans),
+        RunWriter(deleted_tasks, spill_directory(), account),
+        task_filter,
+    )
+    try:
+        yield from run.read()
+        yield from run.reconcile()
+        # Reached only when the scan is complete: the state advances with the load package.
+        run.save(state)
+        accounts.mark_state(state, account)
+    finally:
+        dlt.current.resource_metrics().update(run.metrics())
+        run.close()
+
+
+def _quote_safe_load() -> Iterator[Any]:
+    """The hints that keep a DuckDB load working from a folder with a ``'`` in its path
+    (``load_format.py``), merged into this resource's tables; nothing elsewhere."""
     load_hints = quote_safe_hints()
     if load_hints is not None:
         logger.warning(
@@ -241,84 +273,7 @@ def pull_record_tasks(
             "--pipelines-dir (or DLT_DATA_DIR) without a quote keeps Parquet.",
             dlt.current.pipeline().working_dir,
         )
-        yield dlt.mark.with_hints([], load_hints)  # merged into this resource's tables
-    plan = WritePlan(
-        IncrementalState.load(state), lookback, datetime.now(timezone.utc), since, until
-    )
-    observer = StateObserver(plan)
-    reader = ListReader(client, page_size, max_rescans)
-    writer = RunWriter(deleted_tasks, spill_directory(), account)
-    finder = DeletionFinder(plan, account, task_filter)
-    late_days: set[int] = set()
-    missing = deleted = 0
-    started = time.monotonic()
-    try:
-        main_passes: list[ListPass] = []
-        for list_pass in reader.passes():
-            main_passes.append(list_pass)
-            observer.begin_pass()
-            for batch in _kept(list_pass, task_filter):
-                observer.observe(batch.tasks)
-                yield from writer.write(plan.select(batch.tasks), batch.rejects, batch.earlier)
-                yield from writer.refresh(batch.repeated)
-        yield from writer.write_held()
-        late_days = observer.changed_days()
-        missing = finder.find_candidates(main_passes, late_days)
-        extra = None
-        if late_days or missing:
-            extra = reader.extra_pass()
-            yield from _extra_pass(extra, plan, observer, late_days, writer, task_filter)
-        gone = finder.confirmed(extra)
-        deleted = gone.num_rows
-        yield from writer.write_deleted(gone)
-        # Reached only when the scan is complete: the state advances with the load package.
-        every_pass = main_passes + ([extra] if extra is not None else [])
-        finder.next_state(observer.next_state(), late_days, every_pass).save(state)
-        accounts.mark_state(state, account)
-    finally:
-        dlt.current.resource_metrics().update(
-            **reader.counts(),
-            rows_written=writer.rows_written,
-            late_days=len(late_days),
-            deletion_candidates=missing,
-            deleted=deleted,
-            elapsed_seconds=round(time.monotonic() - started, 3),
-            **client.stats.as_dict(),
-        )
-        client.close()
-        writer.close()
-        # Arrow's allocator keeps what the run freed (30-40 MB at a million tasks) for
-        # reuse; the load that follows does not use it, so it goes back to the system.
-        pa.default_memory_pool().release_unused()
-
-
-def _extra_pass(
-    extra: ListPass,
-    plan: WritePlan,
-    observer: StateObserver,
-    late_days: set[int],
-    writer: RunWriter,
-    task_filter: TaskFilter | None = None,
-) -> Iterator[Any]:
-    """One more pass after the main ones: it writes the late days (days below the window
-    whose fingerprint changed) and confirms the tasks that seem deleted (``deletions.py``)."""
-    if late_days:
-        logger.warning(
-            "%d day(s) before the lookback window changed since the last run (a task "
-            "created late with an old StartTime, or changed or deleted); re-reading them",
-            len(late_days),
-        )
-    select_late = plan.late_day_selection(late_days, observer.written_below_window)
-    for batch in _kept(extra, task_filter):
-        yield from writer.write(select_late(batch.tasks), batch.rejects)
-
-
-def _kept(batches: ListPass, task_filter: TaskFilter | None) -> Iterator[Batch]:
-    """A pass's batches, less the tasks outside the filter (a server that ignores the
-    filters sends them all); the pass itself, and its checks of completeness, see every
-    row the API sent."""
-    for batch in batches:
-        yield batch if task_filter is None else task_filter.batch(batch)
+        yield dlt.mark.with_hints([], load_hints)
 
 
 @dlt.resource(
@@ -343,12 +298,8 @@ def record_files(
     ``until``), each read whole; every file written once a run. See ``record_files.py``."""
     state = dlt.current.resource_state()
     accounts.claim_state(state, account)
-    now = datetime.now(timezone.utc)
-    end = until or now
-    start = updated.start_value
-    if start is None:  # nothing loaded yet: from the first run's first window, kept
-        start = to_utc(state.get(FIRST_WINDOW_START)) or end - first_window
-        state[FIRST_WINDOW_START] = start.isoformat()
+    end = until or datetime.now(timezone.utc)
+    start = first_start(state, updated.start_value, end - first_window)
     written: set[str] = set()
     walked = listed = 0
     started = time.monotonic()
@@ -359,18 +310,7 @@ def record_files(
             walked += 1
             for records in history.window(date_from, date_to):
                 listed += len(records)
-                seen_at = datetime.now(timezone.utc)
-                rows = [file_row(record, history.file_type, seen_at) for record in records]
-                rows = [
-                    row
-                    for row in rows
-                    if matches(row, history.filters)
-                    and row["file_id"] not in written
-                    and _in_range(row, start, until)
-                ]
-                written.update(row["file_id"] for row in rows)
-                if account is not None:
-                    rows = [{ACCOUNT_COLUMN: account, **row} for row in rows]
+                rows = history.rows(records, written, start, until, account)
                 if rows:
                     yield rows
         accounts.mark_state(state, account)
@@ -385,15 +325,3 @@ def record_files(
             **history.client.stats.as_dict(),
         )
         history.client.close()
-
-
-def _in_range(row: dict[str, Any], start: datetime, until: datetime | None) -> bool:
-    """A file that starts in ``[start, until)``, or whose start is unknown: a window also
-    lists files that started before it, if the API selects by overlap, and dlt's
-    incremental would drop them uncounted."""
-    moment = row.get("start_time")
-    return moment is None or (moment >= start and (until is None or moment < until))
-
-
-FIRST_WINDOW_START = "first_window_start"
-"""Key in ``record_files``' state: where the first run began, for runs that find no file."""

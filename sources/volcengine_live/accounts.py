@@ -19,7 +19,9 @@ Why not dlt's ``volcengine_live_source.clone(name=..., section=...)``: a clone r
 and it renames the schema, hence the state, of each account's pipeline. Here an account's
 settings are read with dlt's public accessors (``dlt.config``, ``dlt.secrets``) and passed
 to the source as arguments, so dlt's own precedence applies: what the call passes, then the
-account's section, then ``[sources.volcengine_live]``, then the defaults.
+account's section, then ``[sources.volcengine_live]``, then the defaults. The arguments
+are gathered here (:func:`account_arguments`); ``account_source`` itself stands beside the
+source in ``__init__.py``, so that this module imports nothing above it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from typing import Any
 import dlt
 from dlt.common.configuration.providers import ConfigProvider
 from dlt.common.typing import TSecretStrValue
-from dlt.sources import DltSource
 
 from .credentials import VolcengineCredentials
 from .errors import ConfigurationError
@@ -117,18 +118,15 @@ def check_name(value: Any) -> str:
     return value
 
 
-def account_source(account: str, **arguments: Any) -> DltSource:
-    """The source of one configured account: its own credentials, its section's settings
-    (``[sources.volcengine_live.accounts.<account>]``), ``arguments`` winning over both; a
-    setting the section lacks comes from ``[sources.volcengine_live]`` as usual.
+def account_arguments(account: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's arguments for one configured account (``account_source``): its own
+    credentials, its section's settings (``[sources.volcengine_live.accounts.<account>]``),
+    ``arguments`` winning over both, and ``account`` set to its checked label.
 
     Raises:
-        ConfigurationError: ``account`` is not a valid name or not configured, the account has
-            no credentials of its own, or one of its settings is bad (the message names the
-            account's section).
+        ConfigurationError: ``account`` is not a valid name or not configured, or the account
+            has no credentials of its own.
     """
-    from . import volcengine_live_source  # the source module imports this one
-
     label = check_name(account)
     configured = configured_accounts()
     if label not in configured:
@@ -146,13 +144,12 @@ def account_source(account: str, **arguments: Any) -> DltSource:
     if values.get("credentials") is None:
         values["credentials"] = _own_credentials(label)
     values["account"] = label
-    try:
-        source: DltSource = volcengine_live_source(**values)
-    except ConfigurationError as error:  # it names [sources.volcengine_live] only
-        raise ConfigurationError(
-            f"{error} For account {label!r} alone: [{ACCOUNTS_SECTION}.{label}]."
-        ) from None
-    return source
+    return values
+
+
+def account_section(label: str) -> str:
+    """The section that holds one account's own settings."""
+    return f"[{ACCOUNTS_SECTION}.{label}]"
 
 
 def check_own_credentials(account: str, access_key_id: str) -> None:

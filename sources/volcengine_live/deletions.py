@@ -35,7 +35,7 @@ window, as open, or because its day's fingerprint changed), with ``deleted_at`` 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -45,7 +45,6 @@ from .destination_rows import KEY_COLUMNS, DestinationUnreadable, Slices, read_r
 from .incremental import WritePlan
 from .reader import EarlierPasses, ListPass
 from .records import TIMESTAMP_TYPE
-from .scan import ScanReport
 from .state import DAY_US, IncrementalState
 from .task_filter import TaskFilter
 
@@ -54,33 +53,44 @@ logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def unmoved(report: ScanReport) -> bool:
-    """The pass saw one ``TotalCount`` and read at least that many rows, all distinct or
-    (the API's own duplicates) all of them; or the list only grew at its head and the pass
-    covered every place of it (``ScanReport.stable``), as on a busy account, where TotalCount
-    moves on every run and deletions would otherwise never be looked for."""
-    total = report.first_total
-    return report.stable or (
-        len(report.total_counts) == 1
-        and total is not None
-        and (report.distinct_tasks >= total or report.rows == total)
-    )
+@dataclass(frozen=True)
+class Candidates:
+    """What looking for deletions after the main passes found (:meth:`DeletionFinder.find`)."""
+
+    rows: pa.Table | None = None
+    """Rows the destination holds as live that the main passes did not read; None: none."""
+    looked: bool = False
+    """The run looked where a deletion can hide (or there was nowhere to look); False when
+    the list moved or the destination could not be read."""
+    unreadable: str | None = None
+    """Why the destination's rows could not be read back, when they could not."""
+
+    @property
+    def count(self) -> int:
+        return 0 if self.rows is None else int(self.rows.num_rows)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Verdict:
+    """The candidates judged by the extra pass (:meth:`DeletionFinder.confirm`)."""
+
+    gone: pa.Table
+    """The tasks to write as deleted, ``deleted_at`` and ``seen_at`` set."""
+    unsettled: bool
+    """The run could not tell which candidates are gone (the list moved): the next state
+    carries the traces of a deletion forward (:meth:`DeletionFinder.next_state`)."""
+
+
+@dataclass(frozen=True)
 class DeletionFinder:
-    """Finds the tasks that left the list, for one run of :class:`WritePlan` ``plan``."""
+    """Finds the tasks that left the list, for one run of :class:`WritePlan` ``plan``. It
+    keeps nothing between its answers: each question takes what the answer before it gave."""
 
     plan: WritePlan
     account: str | None = None
     """The account label of the rows, when several accounts share the table."""
     task_filter: TaskFilter | None = None
     """The run's task filters: rows outside them are not this run's to flag."""
-    candidates: pa.Table | None = field(default=None, init=False)
-    """Rows the destination holds as live that the main passes did not read."""
-    unreadable: str | None = field(default=None, init=False)
-    checked: bool = field(default=False, init=False)
-    """The run looked for deletions and settled every candidate (flagged or found)."""
 
     def slices(self, late_days: set[int]) -> Slices | None:
         """Where a deletion can hide (see the module docstring); None: nowhere to look (a
@@ -94,34 +104,28 @@ class DeletionFinder:
             ranges.append((_day_start(first), _day_start(last + 1)))
         return Slices(ranges, sorted(plan.previous.open_task_ids), self.account)
 
-    def find_candidates(self, passes: list[ListPass], late_days: set[int]) -> int:
+    def find(self, passes: list[ListPass], late_days: set[int]) -> Candidates:
         """After the main passes: the live rows in the destination's slices that none of
-        ``passes`` read. Finds none unless the last pass was unmoved. Returns how many."""
+        ``passes`` read. Finds none unless the last pass was unmoved."""
         slices = self.slices(late_days)
         if slices is None or not passes:
-            self.checked = True
-            return 0
-        if not unmoved(passes[-1].report):
+            return Candidates(looked=True)
+        if not passes[-1].report.unmoved:
             logger.warning(
                 "The task list kept moving during the run: no task is flagged as deleted "
                 "in this run (the next complete run finds the missing ones)"
             )
-            return 0
+            return Candidates()
         try:
             rows = self._missing_rows(slices, passes)
         except DestinationUnreadable as error:
-            self.unreadable = str(error)
             logger.warning(
                 "Cannot read the destination's tasks back (%s): tasks deleted from the list "
                 "are not flagged on this destination",
                 error,
             )
-            return 0
-        self.checked = True
-        if rows is None or rows.num_rows == 0:
-            return 0
-        self.candidates = rows
-        return int(rows.num_rows)
+            return Candidates(unreadable=str(error))
+        return Candidates(rows if rows is not None and rows.num_rows else None, looked=True)
 
     def _missing_rows(self, slices: Slices, passes: list[ListPass]) -> pa.Table | None:
         """Whole rows of the live tasks in ``slices`` that ``passes`` did not read: first the
@@ -141,37 +145,42 @@ class DeletionFinder:
         # Whole rows carry vhost/domain/app/stream: outside the filters, not ours to judge.
         return _live(rows) if self.task_filter is None else self.task_filter.rows(_live(rows))
 
-    def confirmed(self, extra: ListPass | None) -> pa.Table:
+    def confirm(self, candidates: Candidates, extra: ListPass | None) -> Verdict:
         """The candidates that the extra pass did not read either, with ``deleted_at`` and
         ``seen_at`` set to when the run began; none when that pass was not complete."""
-        candidates = self.candidates
-        if candidates is None or candidates.num_rows == 0 or extra is None:
-            return _empty()
-        if not unmoved(extra.report):
-            self.checked = False
+        # Unsettled unless the run looked; a destination it cannot read stays unread.
+        unsettled = not candidates.looked and candidates.unreadable is None
+        rows = candidates.rows
+        if rows is None or extra is None:
+            return Verdict(_empty(), unsettled)
+        if not extra.report.unmoved:
             logger.warning(
                 "The task list moved during the confirming pass: %d task(s) missing from "
                 "the list are not flagged as deleted in this run",
-                candidates.num_rows,
+                rows.num_rows,
             )
-            return _empty()
-        gone = _not_read(candidates, EarlierPasses([extra.report]))
+            return Verdict(_empty(), unsettled=True)
+        gone = _not_read(rows, EarlierPasses([extra.report]))
         if gone.num_rows:
             logger.warning(
                 "%d task(s) left the API's list since the last run: written with deleted_at",
                 gone.num_rows,
             )
-        return _stamped(gone, self.plan.run_started_at)
+        return Verdict(_stamped(gone, self.plan.run_started_at), unsettled)
 
     def next_state(
-        self, state: IncrementalState, late_days: set[int], passes: list[ListPass]
+        self,
+        state: IncrementalState,
+        verdict: Verdict,
+        late_days: set[int],
+        passes: list[ListPass],
     ) -> IncrementalState:
         """``state`` as the observer built it; after a run that could not settle its
         candidates (the list moved), with the traces of a deletion carried forward, so that
         the next run still looks where this one would have: the last run's open TaskIds that
         no pass read, and the last run's fingerprints of the changed days and of the window
         (a task removed from the window must still show if the window moves past it)."""
-        if self.checked or self.unreadable is not None:
+        if not verdict.unsettled:
             return state
         previous = self.plan.previous
         unread = sorted(previous.open_task_ids)

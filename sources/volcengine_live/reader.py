@@ -14,7 +14,6 @@ API's own duplicates, and are accepted.
 from __future__ import annotations
 
 import logging
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ import pyarrow as pa
 from .client import LiveApiClient
 from .errors import IncompleteScanError
 from .records import tasks_to_arrow
-from .scan import ScanReport, distinct_count
+from .scan import Scan, ScanReport, distinct_across
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,6 @@ class Batch:
 
     tasks: pa.Table
     rejects: list[dict[str, Any]]
-    flagged: int
     earlier: EarlierPasses | None
     """``None`` in the first pass of a run."""
     repeated: pa.Table | None = None
@@ -76,14 +74,16 @@ class Batch:
 
 
 class ListPass:
-    """One pass over the list as :class:`Batch` objects; :attr:`report` says what it saw."""
+    """One pass over the list as :class:`Batch` objects; :attr:`report` says what it saw
+    (pages, rows, TaskIds); the pass itself counts only what the conversion found."""
 
     def __init__(self, client: LiveApiClient, page_size: int, earlier: EarlierPasses | None):
-        self._scan = client.scan(page_size)
+        self._scan = Scan.of(client, page_size)
         self.earlier = earlier
-        self.rows_read = 0
         self.flagged = 0
+        """Tasks with a data issue."""
         self.rejected = 0
+        """Records without a usable TaskId, set aside."""
 
     @property
     def report(self) -> ScanReport:
@@ -103,7 +103,6 @@ class ListPass:
             if page.repeated:
                 repeated.extend(page.repeated)
                 repeated_pages.extend([page.page_num] * len(page.repeated))
-            self.rows_read += len(page.tasks) + len(page.repeated)
             if len(records) + len(repeated) >= BATCH_ROWS:
                 yield self._batch(records, record_pages, first_fetch, repeated, repeated_pages)
                 records, record_pages, repeated, repeated_pages = [], [], [], []
@@ -123,7 +122,7 @@ class ListPass:
         self.flagged += converted.flagged
         self.rejected += len(converted.rejects)
         again = tasks_to_arrow(repeated, seen_at, repeated_pages).tasks if repeated else None
-        return Batch(converted.tasks, converted.rejects, converted.flagged, self.earlier, again)
+        return Batch(converted.tasks, converted.rejects, self.earlier, again)
 
 
 class ListReader:
@@ -143,7 +142,7 @@ class ListReader:
             earlier = EarlierPasses(self._reports()) if self._passes else None
             yield self._start(earlier)
             last = self._passes[-1].report
-            if last.stable or self._lists_duplicates():
+            if last.stable or self._api_duplicates():
                 return
             logger.warning(
                 "The task list changed during a pass (TotalCount %s, %d distinct tasks read%s); "
@@ -161,7 +160,7 @@ class ListReader:
     def counts(self) -> dict[str, int]:
         """Totals over every pass, for the run's metrics."""
         return {
-            "rows_read": sum(p.rows_read for p in self._passes),
+            "rows_read": sum(p.report.rows_read for p in self._passes),
             "flagged": sum(p.flagged for p in self._passes),
             "rejected": sum(p.rejected for p in self._passes),
             "scans": len(self._passes),
@@ -176,19 +175,13 @@ class ListReader:
     def _reports(self) -> list[ScanReport]:
         return [p.report for p in self._passes]
 
-    def _lists_duplicates(self) -> bool:
-        """The last two passes read the same list, whole and unmoved, in which some TaskIds
-        stand twice: the API's own duplicates, not a list moving under the scan."""
+    def _api_duplicates(self) -> bool:
+        """The last two passes read one list that holds some TaskIds twice
+        (:meth:`ScanReport.repeats`)."""
         if len(self._passes) < 2:
             return False
         before, last = self._reports()[-2:]
-        unmoved = all(
-            len(report.total_counts) == 1 and report.rows == report.first_total
-            for report in (last, before)
-        )
-        if not unmoved or last.first_total != before.first_total:
-            return False
-        if not last.distinct_tasks == before.distinct_tasks == _distinct_across([before, last]):
+        if not last.repeats(before):
             return False
         logger.warning(
             "The API lists %d TaskId(s) more than once (the same in two passes): each task is "
@@ -202,18 +195,10 @@ class ListReader:
         least every task the last pass was promised at its start."""
         reports = self._reports()
         promised = reports[-1].first_total or 0
-        found = _distinct_across(reports)
+        found = distinct_across(reports)
         if found < promised:
             raise IncompleteScanError(
                 f"Read {found} distinct tasks but the API reported {promised} (TotalCount) "
                 f"after {self.max_rescans + 1} passes while the list kept changing. Nothing "
                 "was committed; run again, or raise max_rescans under [sources.volcengine_live]."
             )
-
-
-def _distinct_across(reports: list[ScanReport]) -> int:
-    """Distinct tasks read by these passes together."""
-    seen = array("q")
-    for report in reports:
-        seen.extend(report.task_id_hashes)
-    return distinct_count(seen)

@@ -43,15 +43,19 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from . import settings
 from .client import LiveApiClient
+from .credentials import VolcengineCredentials
 from .errors import IncompleteScanError
-from .records import parse_time, snake_case
+from .records import snake_case
 from .responses import Page, parse_page
+from .times import parse_time, to_utc
+from .writer import ACCOUNT_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +97,21 @@ FILE_FILTERS = {"vhost": "Vhost", "app": "App", "stream": "Stream"}
 DURATION_TOLERANCE_SECONDS = 5.0
 """``Duration`` and ``EndTime - StartTime`` may differ by rounding; more is flagged."""
 
+FIRST_WINDOW_START = "first_window_start"
+"""Key in ``record_files``' state: where the first run began, for runs that find no file."""
+
+
+def first_start(
+    state: MutableMapping[str, Any], loaded: datetime | None, default: datetime
+) -> datetime:
+    """Where this run's windows begin: dlt's incremental start (``loaded``) once a file is
+    loaded; before that the first run's start, kept in ``state``, else ``default``."""
+    if loaded is not None:
+        return loaded
+    start = to_utc(state.get(FIRST_WINDOW_START)) or default
+    state[FIRST_WINDOW_START] = start.isoformat()
+    return start
+
 
 def windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """``[start, end]`` as windows of at most :data:`WINDOW`, each ``DateTo`` the next
@@ -125,6 +144,48 @@ class FileHistory:
     max_rereads: int = 2
     pages: int = 0
     rereads: int = 0
+
+    @classmethod
+    def configured(
+        cls, credentials: VolcengineCredentials, checked: settings.SourceSettings
+    ) -> FileHistory:
+        """The history with a client of its own, for the action's own limit (10/s)."""
+        files = checked.files
+        client = LiveApiClient(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.session_token,
+            replace(checked.client, requests_per_second=files.requests_per_second),
+            action=settings.FILES_ACTION,
+            account_limit=settings.FILES_ACCOUNT_REQUESTS_PER_SECOND,
+        )
+        return cls(
+            client, files.page_size, files.file_type, checked.task_filters, checked.max_rescans
+        )
+
+    def rows(
+        self,
+        records: list[Any],
+        written: set[str],
+        start: datetime,
+        until: datetime | None,
+        account: str | None,
+    ) -> list[dict[str, Any]]:
+        """Rows for the files of ``records`` within the filters and ``[start, until)`` and
+        not ``written`` yet in this run (added to it), labelled with ``account``."""
+        seen_at = datetime.now(timezone.utc)
+        rows = [file_row(record, self.file_type, seen_at) for record in records]
+        rows = [
+            row
+            for row in rows
+            if matches(row, self.filters)
+            and row["file_id"] not in written
+            and _in_range(row, start, until)
+        ]
+        written.update(row["file_id"] for row in rows)
+        if account is not None:
+            rows = [{ACCOUNT_COLUMN: account, **row} for row in rows]
+        return rows
 
     def body_fields(self) -> dict[str, str]:
         """The filters the request may carry: the API refuses a ``Stream`` without an
@@ -311,3 +372,11 @@ def _text(value: Any) -> str | None:
 def _hash(parts: list[Any]) -> str:
     text = json.dumps(parts, ensure_ascii=False)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _in_range(row: dict[str, Any], start: datetime, until: datetime | None) -> bool:
+    """A file that starts in ``[start, until)``, or whose start is unknown: a window also
+    lists files that started before it, if the API selects by overlap, and dlt's
+    incremental would drop them uncounted."""
+    moment = row.get("start_time")
+    return moment is None or (moment >= start and (until is None or moment < until))

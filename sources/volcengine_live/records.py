@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .settings import STATUS_CODES, UNKNOWN_STATUS_CODE
+from .times import overflows, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -118,51 +119,6 @@ def api_column(name: str) -> str:
     return column
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp as an aware UTC datetime; ``None`` when it is not one.
-
-    Both ``2023-06-30T15:04:05+08:00`` and ``2023-06-30T15:04:05Z`` are accepted; a time
-    without an offset is refused rather than guessed. Out of range (:data:`EARLIEST_TIME`)
-    is the caller's business: this parses what Python can hold.
-    """
-    try:
-        return _parse_aware(value)
-    except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59:59-08:00 in UTC
-        return None
-
-
-def _parse_aware(value: Any) -> datetime | None:
-    """:func:`parse_time`, raising ``OverflowError`` for a time past what Python holds."""
-    if not isinstance(value, str):
-        return None
-    parsed = datetime.fromisoformat(_as_python_310_iso(value.strip()))
-    if parsed.tzinfo is None:
-        return None
-    return parsed.astimezone(timezone.utc)
-
-
-def _overflows(value: Any) -> bool:
-    """Whether ``value`` is a time, but one past year 9999 once in UTC."""
-    try:
-        _parse_aware(value)
-    except OverflowError:
-        return True
-    except ValueError:
-        return False
-    return False
-
-
-_FRACTION = re.compile(r"(T\d{2}:\d{2}:\d{2})\.(\d{1,6})")
-
-
-def _as_python_310_iso(value: str) -> str:
-    """``value`` in the narrower ISO form Python 3.10's ``fromisoformat`` reads: ``Z`` as
-    ``+00:00`` and fractions padded to 6 digits (3.11 reads both as they are)."""
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    return _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}", value, count=1)
-
-
 _EARLIEST = pa.scalar(EARLIEST_TIME, TIMESTAMP_TYPE)
 _RANGE_TEXT = f"{EARLIEST_TIME.year}..{LATEST_TIME.year - 1}"
 _LATEST = pa.scalar(LATEST_TIME, TIMESTAMP_TYPE)
@@ -186,7 +142,7 @@ def _time_column(
     out_of_range = pc.fill_null(pc.invert(in_range), False)
     if parsed is not None and None in parsed:
         raw = values.to_pylist() if isinstance(values, pa.Array) else values
-        overflow = [p is None and _overflows(v) for p, v in zip(parsed, raw, strict=True)]
+        overflow = [p is None and overflows(v) for p, v in zip(parsed, raw, strict=True)]
         out_of_range = pc.or_(out_of_range, pa.array(overflow, pa.bool_()))
     if pc.any(out_of_range).as_py():
         times = pc.if_else(out_of_range, pa.scalar(None, TIMESTAMP_TYPE), times)

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .client import LiveApiClient
 from .coverage import Coverage
 from .responses import Page
 
@@ -52,8 +53,9 @@ class ScanReport:
     """Rows handed on (repeated rows not counted)."""
     repeated: int = 0
     total_counts: set[int] = field(default_factory=set)
-    first_total: int | None = None
     coverage: Coverage | None = None
+    """Where the pass's pages stand in the list; set by the first page, which fixes its
+    ``TotalCount`` (:attr:`first_total`)."""
     task_id_hashes: array[int] = field(default_factory=lambda: array("q"))
     """In-process hashes of every TaskId handed on: 8 bytes a task, to count distinct
     tasks."""
@@ -67,6 +69,16 @@ class ScanReport:
         if isinstance(page, ScanPage):
             self.repeated += len(page.repeated)
         self.task_id_hashes.extend(map(hash, task_identities(page.tasks) if ids is None else ids))
+
+    @property
+    def first_total(self) -> int | None:
+        """``TotalCount`` at the pass's first page: the tasks it was promised."""
+        return None if self.coverage is None else self.coverage.first_total
+
+    @property
+    def rows_read(self) -> int:
+        """Rows the API sent this pass, those read twice at one place counted twice."""
+        return self.rows + self.repeated
 
     @property
     def distinct_tasks(self) -> int:
@@ -98,6 +110,30 @@ class ScanReport:
             and distinct == self.rows >= self.first_total
         )
 
+    @property
+    def unmoved(self) -> bool:
+        """:attr:`stable`, or one ``TotalCount`` and as many rows as it promised, some of
+        them the API's own duplicates: the pass read the list as it stood, so what it did
+        not read is not in the list (``deletions.py`` flags only after such passes). A list
+        that only grew at its head counts (:attr:`stable`): on a busy account TotalCount
+        moves on every run, and deletions would otherwise never be looked for."""
+        return self.stable or self._read_as_promised
+
+    @property
+    def _read_as_promised(self) -> bool:
+        """One ``TotalCount`` throughout, and exactly that many rows handed on."""
+        return len(self.total_counts) == 1 and self.rows == self.first_total
+
+    def repeats(self, before: ScanReport) -> bool:
+        """This pass and ``before`` read the same list, whole and unmoved, in which some
+        TaskIds stand twice: the API's own duplicates, not a list moving under the scan."""
+        return (
+            self._read_as_promised
+            and before._read_as_promised
+            and self.first_total == before.first_total
+            and self.distinct_tasks == before.distinct_tasks == distinct_across([before, self])
+        )
+
 
 def task_identities(tasks: list[Any]) -> list[str]:
     """What tells the tasks of a page apart: the TaskIds, or for a record without a usable
@@ -121,6 +157,14 @@ def _identity(task: Any) -> str:
     if isinstance(task_id, str) and task_id:
         return task_id
     return "\x00record:" + json.dumps(task, sort_keys=True, default=str)
+
+
+def distinct_across(reports: Iterable[ScanReport]) -> int:
+    """Distinct tasks read by these passes together."""
+    seen = array("q")
+    for report in reports:
+        seen.extend(report.task_id_hashes)
+    return distinct_count(seen)
 
 
 def distinct_count(hashes: array[int]) -> int:
@@ -155,13 +199,15 @@ class Scan:
         self.page_size = page_size
         self.max_concurrency = max_concurrency
         self.report = ScanReport()
-        self._coverage: Coverage | None = None
+
+    @classmethod
+    def of(cls, client: LiveApiClient, page_size: int) -> Scan:
+        """A pass over ``client``'s list, as many pages in flight as its settings allow."""
+        return cls(client.fetch_page, page_size, client.config.max_concurrency)
 
     def __iter__(self) -> Iterator[ScanPage]:
         first = self._fetch(1)
-        coverage = self._coverage = Coverage(first[0].total_count, self.page_size)
-        self.report.first_total = first[0].total_count
-        self.report.coverage = coverage
+        coverage = self.report.coverage = Coverage(first[0].total_count, self.page_size)
         yield self._place(*first)
         workers = max(1, self.max_concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="volc-live-page")
@@ -221,9 +267,9 @@ class Scan:
 
     def _place(self, page: Page, sent: float, received: float) -> ScanPage:
         """``page`` placed in the list: its rows new to this pass and those read before."""
-        assert self._coverage is not None
+        assert self.report.coverage is not None
         ids = task_identities(page.tasks)
-        fresh = self._coverage.add(page.page_num, page.total_count, ids, sent, received)
+        fresh = self.report.coverage.add(page.page_num, page.total_count, ids, sent, received)
         if fresh == [(0, len(page.tasks))] or not page.tasks:
             placed = ScanPage(page.page_num, page.page_size, page.tasks, page.total_count,
                               page.fetched_at)  # fmt: skip

@@ -10,15 +10,17 @@ values passed from Python, which dlt does not convert. Every bad value raises
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import checks
+
+# Explicitly re-exported: accounts, signing and the command name the section from here.
+from .checks import SECTION as SECTION
+from .checks import where_to_fix as where_to_fix
 from .errors import ConfigurationError
-from .state import to_utc
 
 DEFAULT_ENDPOINT = "https://live.volcengineapi.com"
 DEFAULT_REGION = "cn-north-1"
@@ -108,8 +110,6 @@ ENV_SESSION_TOKEN = ("VOLCENGINE_SESSION_TOKEN", "VOLC_SESSIONTOKEN")
 Volcengine's Live MCP server) first; used when dlt's configuration has no credentials."""
 
 
-SECTION = "sources.volcengine_live"
-
 SETTING_NAMES = (
     "endpoint",
     "region",
@@ -138,12 +138,6 @@ SETTING_NAMES = (
     "record_files_requests_per_second",
 )
 """The source's settings (its arguments but ``credentials`` and ``account``)."""
-
-
-def where_to_fix(name: str) -> str:
-    """Where a user sets ``name``: the config section and the environment variable."""
-    variable = f"{SECTION}.{name}".upper().replace(".", "__")
-    return f"Fix [{SECTION}] {name} in .dlt/config.toml, or the environment variable {variable}."
 
 
 DEFAULT_RUN_TIMEOUT: float | None = None
@@ -236,201 +230,82 @@ class SourceSettings:
     ) -> SourceSettings:
         """Settings from values as configured (TOML values, environment strings, Python
         objects); raises :class:`ConfigurationError` naming the first bad one."""
-        since = _time("initial_start_time", initial_start_time)
-        until = _time("end_start_time", end_start_time)
-        if since and until and until <= since:
-            raise ConfigurationError(
-                f"end_start_time {until.isoformat()} is not after initial_start_time "
-                f"{since.isoformat()}: the backfill range is empty."
-            )
-        checked_page_size = _page_size("page_size", page_size, MAX_PAGE_SIZE)
-        client = ClientConfig(
-            endpoint=_text("endpoint", endpoint),
-            region=_text("region", region),
-            # An hour per page is already absurd; far above, sockets refuse the timeout
-            # with an OverflowError that names nothing.
-            request_timeout=_number(
-                "request_timeout", request_timeout, 0, above=True, maximum=MAX_REQUEST_TIMEOUT
-            ),
-            max_attempts=_whole("max_attempts", max_attempts, minimum=1),
-            backoff_seconds=_number("backoff_seconds", backoff_seconds, 0),
-            requests_per_second=_rate(requests_per_second),
-            max_concurrency=_whole("max_concurrency", max_concurrency, minimum=1),
-            run_timeout=_optional_seconds("run_timeout", run_timeout, maximum=MAX_RUN_TIMEOUT),
-            max_response_bytes=_whole(
-                "max_response_bytes", max_response_bytes, MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES
-            ),
-        )
+        arguments = dict(locals())  # taken first: the arguments alone, by setting name
+        since, until = _backfill_range(initial_start_time, end_start_time)
+        checked_page_size = checks.page_size("page_size", page_size, MAX_PAGE_SIZE)
+        client = _client_config(arguments)
         return cls(
             client=client,
             page_size=checked_page_size,
             # Ten years re-reads any real account whole; far beyond, the window's start
             # falls before year 1 and datetime raises an OverflowError naming nothing.
-            lookback_hours=_number("lookback_hours", lookback_hours, 0, maximum=MAX_LOOKBACK_HOURS),
+            lookback_hours=checks.number(
+                "lookback_hours", lookback_hours, 0, maximum=MAX_LOOKBACK_HOURS
+            ),
             initial_start_time=since,
             end_start_time=until,
-            max_rescans=_whole("max_rescans", max_rescans, minimum=0),
-            deleted_tasks=_choice("deleted_tasks", deleted_tasks, DELETED_TASKS_MODES),
-            task_filters=_filters(task_filters or {}),
-            files=FilesSettings(
-                enabled=_flag("record_files", record_files),
-                file_type=_choice("record_files_type", record_files_type, FILE_TYPES),
-                lag_hours=_number("record_files_lag_hours", record_files_lag_hours, 0),
-                first_window_hours=_number(
-                    "record_files_first_window_hours", record_files_first_window_hours, 0
-                ),
-                page_size=_page_size(
-                    "record_files_page_size", record_files_page_size, MAX_FILES_PAGE_SIZE
-                ),
-                requests_per_second=_rate(
-                    record_files_requests_per_second, "record_files_requests_per_second"
-                ),
-            ),
+            max_rescans=checks.whole("max_rescans", max_rescans, minimum=0),
+            deleted_tasks=checks.choice("deleted_tasks", deleted_tasks, DELETED_TASKS_MODES),
+            task_filters=checks.filters(task_filters or {}, TASK_FILTERS),
+            files=_files_settings(arguments),
         )
 
 
-def _refuse(name: str, value: Any, what: str) -> ConfigurationError:
-    return ConfigurationError(f"{name} {value!r} is not {what}. {where_to_fix(name)}")
-
-
-def _out_of_range(name: str, value: Any, bound: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"{name} {value!r} is out of range: it must be {bound}. {where_to_fix(name)}"
+def _client_config(values: Mapping[str, Any]) -> ClientConfig:
+    """The client's settings, checked in this order (the first bad one is named)."""
+    return ClientConfig(
+        endpoint=checks.text("endpoint", values["endpoint"]),
+        region=checks.text("region", values["region"]),
+        # An hour per page is already absurd; far above, sockets refuse the timeout
+        # with an OverflowError that names nothing.
+        request_timeout=checks.number(
+            "request_timeout", values["request_timeout"], 0, above=True, maximum=MAX_REQUEST_TIMEOUT
+        ),
+        max_attempts=checks.whole("max_attempts", values["max_attempts"], minimum=1),
+        backoff_seconds=checks.number("backoff_seconds", values["backoff_seconds"], 0),
+        requests_per_second=_rate("requests_per_second", values["requests_per_second"]),
+        max_concurrency=checks.whole("max_concurrency", values["max_concurrency"], minimum=1),
+        run_timeout=checks.optional_seconds("run_timeout", values["run_timeout"], MAX_RUN_TIMEOUT),
+        max_response_bytes=checks.whole(
+            "max_response_bytes",
+            values["max_response_bytes"],
+            MIN_RESPONSE_BYTES,
+            MAX_RESPONSE_BYTES,
+        ),
     )
 
 
-def _whole(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    """A whole number (at least ``minimum``, at most ``maximum``): an int, an integral
-    float, or such a string."""
-    number = _from_text(name, value, int, "a whole number")
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if not isinstance(number, int) or isinstance(number, bool):
-        raise _refuse(name, value, "a whole number")
-    if minimum is not None and number < minimum:
-        bound = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
-        raise _out_of_range(name, value, bound)
-    if maximum is not None and number > maximum:
-        bound = f"at most {maximum}" if minimum is None else f"{minimum} to {maximum}"
-        raise _out_of_range(name, value, bound)
-    return number
+def _files_settings(values: Mapping[str, Any]) -> FilesSettings:
+    """The ``record_files_*`` settings, checked in this order."""
+    return FilesSettings(
+        enabled=checks.flag("record_files", values["record_files"]),
+        file_type=checks.choice("record_files_type", values["record_files_type"], FILE_TYPES),
+        lag_hours=checks.number("record_files_lag_hours", values["record_files_lag_hours"], 0),
+        first_window_hours=checks.number(
+            "record_files_first_window_hours", values["record_files_first_window_hours"], 0
+        ),
+        page_size=checks.page_size(
+            "record_files_page_size", values["record_files_page_size"], MAX_FILES_PAGE_SIZE
+        ),
+        requests_per_second=_rate(
+            "record_files_requests_per_second", values["record_files_requests_per_second"]
+        ),
+    )
 
 
-def _number(
-    name: str, value: Any, minimum: float, above: bool = False, maximum: float | None = None
-) -> float:
-    """A finite number at least ``minimum`` (above it, with ``above``), at most
-    ``maximum``."""
-    number = _from_text(name, value, float, "a number")
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise _refuse(name, value, "a number")
-    if not math.isfinite(number):
-        raise _refuse(name, value, "a finite number")
-    low = f"more than {minimum:g}" if above else f"at least {minimum:g}"
-    bound = low if maximum is None else f"{low} and at most {maximum:g}"
-    if number < minimum or (above and number == minimum):
-        raise _out_of_range(name, value, bound)
-    if maximum is not None and number > maximum:
-        raise _out_of_range(name, value, bound)
-    return float(number)
-
-
-def _optional_seconds(name: str, value: Any, maximum: float) -> float | None:
-    """Seconds more than 0 and at most ``maximum``; ``None``, ``""`` or ``"none"``: no
-    limit."""
-    if _is_none(value):
-        return None
-    return _number(name, value, 0, above=True, maximum=maximum)
-
-
-def _from_text(name: str, value: Any, parse: Callable[[str], Any], what: str) -> Any:
-    """``value`` as it is, or for a string (an environment variable) what ``parse`` reads."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return parse(value.strip())
-    except ValueError:
-        raise _refuse(name, value, what) from None
-
-
-def _rate(value: Any, name: str = "requests_per_second") -> float | None:
-    """Requests per second; ``None``, 0 or ``"none"`` mean no client-side cap."""
-    if _is_none(value):
-        return None
-    rate = _number(name, value, 0)
-    if rate and rate < MIN_REQUESTS_PER_SECOND:
-        # The limiter's window holds ceil(rate) requests, none at all for a rate within
-        # 1e-9 of 0 (an IndexError); and one request in ten seconds is slower than any
-        # account needs, so a smaller rate is a typo.
-        raise _out_of_range(
-            name,
-            value,
-            f"at least {MIN_REQUESTS_PER_SECOND:g} (one request every "
-            f"{1 / MIN_REQUESTS_PER_SECOND:g} s), or 0 / none for no cap",
-        )
-    return rate or None
-
-
-def _is_none(value: Any) -> bool:
-    """No value: ``None``, or an empty or ``"none"`` string (an environment variable)."""
-    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
-
-
-def _page_size(name: str, value: Any, maximum: int) -> int:
-    size = _whole(name, value)
-    if not 1 <= size <= maximum:
+def _backfill_range(
+    initial_start_time: Any, end_start_time: Any
+) -> tuple[datetime | None, datetime | None]:
+    """``[initial_start_time, end_start_time)``, checked: two times, the end after the start."""
+    since = checks.time("initial_start_time", initial_start_time)
+    until = checks.time("end_start_time", end_start_time)
+    if since and until and until <= since:
         raise ConfigurationError(
-            f"{name} {value} is out of range: the API takes 1 to {maximum}. " + where_to_fix(name)
+            f"end_start_time {until.isoformat()} is not after initial_start_time "
+            f"{since.isoformat()}: the backfill range is empty."
         )
-    return size
+    return since, until
 
 
-def _flag(name: str, value: Any) -> bool:
-    """True or false, also as the text an environment variable holds (true/false, 1/0)."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    if not isinstance(value, bool):
-        raise _refuse(name, value, "true or false")
-    return value
-
-
-_FILTER_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
-
-
-def _filters(values: Mapping[str, Any]) -> dict[str, str]:
-    """The task filters that are set: each a name of letters, digits, ``_ - .`` (what the
-    API allows in a Vhost, App or Stream); unset (None or empty) ones left out."""
-    checked: dict[str, str] = {}
-    for name in TASK_FILTERS:
-        value = values.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if not isinstance(value, str) or not _FILTER_VALUE.fullmatch(value.strip()):
-            raise _refuse(name, value, "a name of letters, digits, _, - and .")
-        checked[name] = value.strip()
-    return checked
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """One of ``choices``, as given or in another case, spaces around it ignored."""
-    choice = value.strip().lower() if isinstance(value, str) else None
-    if choice not in choices:
-        raise _refuse(name, value, "one of " + ", ".join(repr(c) for c in choices))
-    return choice
-
-
-def _text(name: str, value: Any) -> str:
-    """A non-empty string, without the spaces or line break a copy-paste brings along
-    (a URL or region with them fails later with a message that hides the cause)."""
-    if not isinstance(value, str) or not value.strip():
-        raise _refuse(name, value, "a non-empty string")
-    return value.strip()
-
-
-def _time(name: str, value: Any) -> datetime | None:
-    if value is not None and not isinstance(value, (str, datetime)):
-        raise _refuse(name, value, "an ISO 8601 time such as 2024-01-01T00:00:00+08:00")
-    try:
-        return to_utc(value)
-    except ValueError:
-        raise _refuse(name, value, "an ISO 8601 time such as 2024-01-01T00:00:00+08:00") from None
+def _rate(name: str, value: Any) -> float | None:
+    return checks.rate(value, name, MIN_REQUESTS_PER_SECOND)

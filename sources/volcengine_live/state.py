@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+
+# Explicitly re-exported: the command (volcengine_live_cli) reads times with it from here.
+from .times import to_utc as to_utc
 
 STATE_CURSOR = "start_time_cursor"
 STATE_OPEN_TASKS = "open_task_ids"
@@ -22,26 +25,6 @@ DAY_US = 86_400_000_000
 
 Fingerprint = tuple[int, int]
 """(number of tasks, sum of their CRC-32s)."""
-
-
-def to_utc(value: datetime | str | None) -> datetime | None:
-    """An aware UTC datetime from a datetime or an ISO 8601 string; naive means UTC.
-    Raises ``ValueError`` for a string that is not a time.
-
-    Why not dlt's time helpers: they are internal and change between releases (the source
-    used ``ensure_datetime_in_tz``, new in dlt 1.28), so the standard library reads the
-    string, with the ``Z`` that Python 3.10's ``fromisoformat`` does not know."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
-        value = datetime.fromisoformat(text)
-    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-    moment = moment.astimezone(timezone.utc)
-    # A datetime subclass (pendulum's, from dlt's state) compares and serialises its own way.
-    return datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
