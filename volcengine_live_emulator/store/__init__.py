@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from .data import (
+from ..data import (
     FINISHED,
     LIFECYCLE_RANK,
     NOT_STARTED,
