@@ -4,11 +4,9 @@ endpoint with its controls."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import TracebackType
-from typing import Any
 
 from .api import DEFAULT_REGION, SERVICE, ApiService, RequestHook, Settings
 from .control import ControlApi
@@ -19,7 +17,7 @@ from .ratelimit import SlidingWindowLimiter
 from .server import EmulatorHTTPServer
 from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring
 from .stats import Stats
-from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, TaskStore
+from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, TaskStore, to_epoch
 
 DEFAULT_ACCESS_KEY_ID = "AKEMULATOR"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret"
@@ -92,7 +90,7 @@ class Emulator:
             raise ValueError(f"file_selection must be one of {SELECTIONS}")
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
-        anchor = _epoch(now)
+        anchor = to_epoch(now)
         self.seed = seed
         self.host = host
         self._requested_port = port
@@ -322,15 +320,6 @@ class Emulator:
         self._service.limiter.set_account(access_key_id, account)
 
     @property
-    def list_order(self) -> str:
-        """How the list is served: one of ``LIST_ORDERS``; settable while serving."""
-        return self.store.list_order
-
-    @list_order.setter
-    def list_order(self, value: str) -> None:
-        self.store.set_list_order(value)
-
-    @property
     def verify_signatures(self) -> bool:
         """Whether requests must be signed correctly (default True)."""
         return self._service.settings.verify_signatures
@@ -338,55 +327,3 @@ class Emulator:
     @verify_signatures.setter
     def verify_signatures(self, value: bool) -> None:
         self._service.settings.verify_signatures = bool(value)
-
-    # Task removal and a moving list: shorthands for the store's controls.
-
-    def remove_tasks(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.remove_tasks`: take tasks out of the list, restorable."""
-        return self.store.remove_tasks(task_ids)
-
-    def restore_tasks(self, task_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.restore_tasks`: put removed tasks back (None: all of them)."""
-        return self.store.restore_tasks(task_ids)
-
-    def grow(
-        self,
-        per_second: float | None = None,
-        *,
-        per_request: int | None = None,
-        start_ahead: float = 60.0,
-        duration: float = 3600.0,
-        limit: int | None = None,
-    ) -> None:
-        """:meth:`TaskStore.grow`: new scheduled tasks at a steady rate."""
-        self.store.grow(
-            per_second,
-            per_request=per_request,
-            start_ahead=start_ahead,
-            duration=duration,
-            limit=limit,
-        )
-
-    def shrink(
-        self,
-        per_second: float | None = None,
-        *,
-        per_request: int | None = None,
-        limit: int | None = None,
-    ) -> None:
-        """:meth:`TaskStore.shrink`: the oldest tasks removed at a steady rate."""
-        self.store.shrink(per_second, per_request=per_request, limit=limit)
-
-    def stop_flows(self) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.stop_flows`: end growing and shrinking."""
-        return self.store.stop_flows()
-
-
-def _epoch(moment: datetime | float | None) -> float:
-    if moment is None:
-        return time.time()
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    return float(moment)
