@@ -43,7 +43,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .api import ApiService, Response
+from .answers import Response
+from .api import ApiService
 from .data import parse_rfc3339
 from .store import REMOVE
 
