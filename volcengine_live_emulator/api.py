@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .answers import FaultAnswers, Response, pagination, retry_after_header
+from .binding import bind_error, field_value, json_object
 from .errors import ApiFailure, error_envelope
 from .faults import FaultQueue
 from .files import FILE_ACTION, RecordFiles, parse_file_request
@@ -66,21 +67,7 @@ def parse_page_request(body: bytes) -> tuple[int, int]:
     (string, float, bool) is ``InvalidParam.BindError``, null or absent means the default;
     a value out of range is ``InvalidParam`` naming the parameter. An empty body is ``{}``.
     """
-    if body.strip():
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiFailure(
-                "InvalidParam.BindError",
-                f"Request parameter error, please check input data: body is not JSON ({exc})",
-            ) from None
-    else:
-        data = {}
-    if not isinstance(data, dict):
-        raise ApiFailure(
-            "InvalidParam.BindError",
-            "Request parameter error, please check input data: body must be a JSON object",
-        )
+    data = json_object(body)
     page_num = _int_field(data, "PageNum", 1)
     page_size = _int_field(data, "PageSize", DEFAULT_PAGE_SIZE)
     if page_num < 1:
@@ -93,20 +80,11 @@ def parse_page_request(body: bytes) -> tuple[int, int]:
 
 
 def _int_field(data: Mapping[str, Any], name: str, default: int) -> int:
-    if name in data:
-        value = data[name]
-    else:
-        lowered = name.lower()
-        matches = [value for key, value in data.items() if key.lower() == lowered]
-        value = matches[-1] if matches else None
+    value = field_value(data, name)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _INT64_MAX:
-        raise ApiFailure(
-            "InvalidParam.BindError",
-            f"Request parameter error, please check input data: {name} must be an integer, "
-            f"got {json.dumps(value, ensure_ascii=False)}",
-        )
+        raise bind_error(name, "an integer", value)
     return value
 
 
