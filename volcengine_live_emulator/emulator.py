@@ -94,18 +94,14 @@ class Emulator:
         self.seed = seed
         self.host = host
         self._requested_port = port
-        self.keyring = Keyring()
-        self.keyring.add(access_key_id, secret_access_key, session_token)
-        tokens = dict(session_tokens or {})
-        for key_id, secret in (credentials or {}).items():
-            self.keyring.add(key_id, secret, tokens.get(key_id))
+        self.keyring = _keyring(
+            access_key_id, secret_access_key, session_token, credentials, session_tokens
+        )
         self.store = TaskStore(
             TaskGenerator(seed, tasks, anchor), clock=anchor, cache_rows=cache_rows
         )
         self.store.set_list_order(list_order)
         self._prerender = prerender
-        limiter = SlidingWindowLimiter(rate_limit)
-        limiter.update(key_rate_limits, accounts)
         self.faults = FaultQueue(seed if fault_seed is None else fault_seed)
         self.file_faults = FaultQueue(seed if fault_seed is None else fault_seed)
         """Faults of ``DescribeRecordTaskFileHistory`` requests only."""
@@ -113,30 +109,39 @@ class Emulator:
         """The files the API lists, what became of each finished task (for tests)."""
         self.stats = Stats()
         self._stop = threading.Event()
-        self._service = ApiService(
+        limiter = SlidingWindowLimiter(rate_limit)
+        limiter.update(key_rate_limits, accounts)
+        settings = Settings(
+            latency=latency,
+            latency_jitter=latency_jitter,
+            retry_after=retry_after,
+            region=region,
+            service=SERVICE,
+            max_skew=max_clock_skew,
+            verify_signatures=verify_signatures,
+            filter_tasks=filter_tasks,
+        )
+        self._service = self._api_service(settings, limiter, SlidingWindowLimiter(file_rate_limit))
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _api_service(
+        self, settings: Settings, limiter: SlidingWindowLimiter, file_limiter: SlidingWindowLimiter
+    ) -> ApiService:
+        # The request path over this emulator's store, keys, faults and counters.
+        return ApiService(
             store=self.store,
             keyring=self.keyring,
             limiter=limiter,
             faults=self.faults,
             stats=self.stats,
-            settings=Settings(
-                latency=latency,
-                latency_jitter=latency_jitter,
-                retry_after=retry_after,
-                region=region,
-                service=SERVICE,
-                max_skew=max_clock_skew,
-                verify_signatures=verify_signatures,
-                filter_tasks=filter_tasks,
-            ),
+            settings=settings,
             stop=self._stop,
-            seed=seed,
+            seed=self.seed,
             record_files=self.record_files,
-            file_limiter=SlidingWindowLimiter(file_rate_limit),
+            file_limiter=file_limiter,
             file_faults=self.file_faults,
         )
-        self._server: EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- life cycle
 
@@ -327,3 +332,19 @@ class Emulator:
     @verify_signatures.setter
     def verify_signatures(self, value: bool) -> None:
         self._service.settings.verify_signatures = bool(value)
+
+
+def _keyring(
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None,
+    credentials: Mapping[str, str] | None,
+    session_tokens: Mapping[str, str] | None,
+) -> Keyring:
+    # The main key pair, then the others (an STS key when a session token names it).
+    keyring = Keyring()
+    keyring.add(access_key_id, secret_access_key, session_token)
+    tokens = dict(session_tokens or {})
+    for key_id, secret in (credentials or {}).items():
+        keyring.add(key_id, secret, tokens.get(key_id))
+    return keyring
