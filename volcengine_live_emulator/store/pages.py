@@ -11,8 +11,10 @@ from __future__ import annotations
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
+from ..data import TaskGenerator
 from .orders import ListOrder
 from .records import Records
 
@@ -107,38 +109,30 @@ class Pages:
         """The list as it is now, to read without the lock."""
         records = self._records
         mode, order, view = self._orders.snapshot()
-        return Snapshot(records, mode, order, view, dict(records.overrides), records.clock)
+        return Snapshot(records.gen, mode, order, view, dict(records.overrides), records.clock)
 
 
+@dataclass(frozen=True)
 class Snapshot:
     """Every task's JSON bytes in the served order as of one instant (``unstable``: newest
     created first); later changes do not show."""
 
-    def __init__(
-        self,
-        records: Records,
-        mode: str,
-        order: array[int],
-        view: array[int] | None,
-        overrides: Mapping[int, tuple[dict[str, Any], bytes]],
-        clock: float,
-    ) -> None:
-        self._gen = records.gen
-        self._mode = mode
-        self._order = order
-        self._view = view
-        self._overrides = overrides
-        self._clock = clock
+    gen: TaskGenerator
+    mode: str
+    order: array[int]
+    view: array[int] | None
+    overrides: Mapping[int, tuple[dict[str, Any], bytes]]
+    clock: float
 
     def fragments(self) -> Iterator[bytes]:
-        order, overrides, clock = self._order, self._overrides, self._clock
-        if self._view is not None:
-            gen = self._gen
-            for key in self._view:
+        order, overrides, clock = self.order, self.overrides, self.clock
+        if self.view is not None:
+            gen = self.gen
+            for key in self.view:
                 override = overrides.get(key)
                 yield override[1] if override is not None else gen.fragment(key, clock)
             return
-        if self._mode == "oldest_first":
+        if self.mode == "oldest_first":
             for start in range(0, len(order), _CHUNK):
                 keys = order[start : start + _CHUNK]
                 rows = self._rows_of(keys)
@@ -156,12 +150,12 @@ class Snapshot:
 
     def _rows_of(self, keys: array[int]) -> dict[int, bytes]:
         # Fragments of a run of keys in creation order, the generated ones in one call.
-        overrides = self._overrides
+        overrides = self.overrides
         generated = [key for key in keys if key not in overrides]
         rows: dict[int, bytes] = {}
         if generated:
             low = generated[0]
-            fragments = self._gen.fragments(low, generated[-1] + 1, self._clock)
+            fragments = self.gen.fragments(low, generated[-1] + 1, self.clock)
             rows = {key: fragments[key - low] for key in generated}
         for key in keys:
             override = overrides.get(key)
