@@ -112,7 +112,7 @@ def run_scenario(scenario: Scenario, code: str, sources: Path, workdir: Path) ->
         cache_rows=scenario.tasks * 2 + 10_000,
     ) as emu:
         if scenario.grow_per_second:
-            emu.grow(per_second=scenario.grow_per_second)
+            emu.store.grow(per_second=scenario.grow_per_second)
         for run in range(1, scenario.runs + 1):
             before = {task["TaskId"]: task["Status"] for task in emu.store.all_tasks()}
             emu.stats.reset()

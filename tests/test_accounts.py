@@ -327,7 +327,7 @@ def test_a_task_removed_from_one_account_is_flagged_there_only(
     database = tmp_path / "volcengine_live.duckdb"
     assert cli(capsys, "--all-accounts").code == 0
     recent = max(emulators["cn"].store.all_tasks(), key=lambda task: task["StartTime"])
-    emulators["cn"].remove_tasks([recent["TaskId"]])
+    emulators["cn"].store.remove_tasks([recent["TaskId"]])
     second = cli(capsys, "--all-accounts")
     assert second.code == 0, second.err
     with duckdb.connect(str(database), read_only=True) as con:

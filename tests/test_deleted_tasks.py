@@ -45,10 +45,10 @@ class Tasks:
         self.create("old_open", self.old_day + timedelta(days=5), 31 * 24, "生效中")
 
     def remove(self, *names: str) -> None:
-        self.emulator.remove_tasks([self.ids[name] for name in names])
+        self.emulator.store.remove_tasks([self.ids[name] for name in names])
 
     def restore(self, *names: str) -> None:
-        self.emulator.restore_tasks([self.ids[name] for name in names])
+        self.emulator.store.restore_tasks([self.ids[name] for name in names])
 
 
 REMOVED = ("old_a", "old_b", "old_stopped", "recent", "scheduled", "old_open")
@@ -144,7 +144,7 @@ def test_a_task_removed_while_a_scan_runs_is_flagged_and_no_live_task_is(
     def remove_once(page_num: int) -> None:
         if page_num == 3 and not done:
             done.append(page_num)
-            emulator.remove_tasks(removed)
+            emulator.store.remove_tasks(removed)
 
     emulator.on_request(remove_once)
     during = loader.run(**settings)
@@ -171,7 +171,7 @@ def test_a_live_task_hidden_by_a_shift_is_never_flagged(tmp_path: Any) -> None:
         def shift_once(page_num: int) -> None:
             if page_num == 2 and not done:
                 done.append(page_num)
-                emulator.remove_tasks([order[0]])
+                emulator.store.remove_tasks([order[0]])
                 emulator.store.create_task(
                     StartTime=now() - timedelta(hours=1), EndTime=now(), Status="已结束"
                 )
@@ -238,14 +238,14 @@ def test_a_list_that_keeps_moving_flags_nothing(small_loader: Loader) -> None:
     tasks.remove("recent", "old_a", "old_open")
     # New tasks at the end of the list: not the head growth a pass can place its pages in
     # (test_a_busy_account_still_flags_removed_tasks), so every pass sees the list move.
-    loader.emulator.list_order = "oldest_first"
-    loader.emulator.grow(per_request=1)
+    loader.emulator.store.list_order = "oldest_first"
+    loader.emulator.store.grow(per_request=1)
     moving = loader.run(**settings)
     assert moving["scans"] >= 2 and moving["deletion_candidates"] == 0
     assert moving["deleted"] == 0
     assert not deleted_at(loader)
     assert tasks.ids["old_open"] in loader.state()["open_task_ids"]
-    loader.emulator.stop_flows()
+    loader.emulator.store.stop_flows()
     loader.run(**settings)
     assert set(deleted_at(loader)) == {tasks.ids[n] for n in ("recent", "old_a", "old_open")}
     quiet = loader.run(**settings)
@@ -262,9 +262,9 @@ def test_a_busy_account_still_flags_removed_tasks(small_loader: Loader) -> None:
     settings = {"page_size": 50}
     loader.run(**settings)
     tasks.remove("recent", "old_a", "old_open")
-    loader.emulator.grow(per_request=1)
+    loader.emulator.store.grow(per_request=1)
     busy = loader.run(**settings)
-    loader.emulator.stop_flows()
+    loader.emulator.store.stop_flows()
     assert busy["deleted"] == 3, busy
     assert set(deleted_at(loader)) == {tasks.ids[n] for n in ("recent", "old_a", "old_open")}
 

@@ -96,7 +96,7 @@ def test_removed_tasks_vanish_and_come_back_with_their_fields(emu: Emulator) -> 
     made = emu.store.create_task(Stream="made-here")
     before.insert(0, made)
     chosen = [before[0], before[3], before[150], before[-1]]  # created, edited, generated
-    removed = emu.remove_tasks(row["TaskId"] for row in chosen)
+    removed = emu.store.remove_tasks(row["TaskId"] for row in chosen)
     assert removed == chosen
 
     first = page(emu.endpoint, 1, 100)
@@ -110,19 +110,19 @@ def test_removed_tasks_vanish_and_come_back_with_their_fields(emu: Emulator) -> 
     with pytest.raises(KeyError):
         emu.store.update_task(chosen[1]["TaskId"], Status="停用")
     with pytest.raises(KeyError):  # not in the list any more: nothing changes
-        emu.remove_tasks([before[5]["TaskId"], chosen[0]["TaskId"]])
+        emu.store.remove_tasks([before[5]["TaskId"], chosen[0]["TaskId"]])
     assert emu.store.count == 997
 
     # The clock moves while they are away: they come back exactly as they left.
     emu.store.advance(NOW.timestamp() + 86400)
     now_listed = {row["TaskId"]: row for row in scan(emu.endpoint, 500)}
-    assert emu.restore_tasks([chosen[2]["TaskId"]]) == [chosen[2]]
+    assert emu.store.restore_tasks([chosen[2]["TaskId"]]) == [chosen[2]]
     assert emu.store.get_task(chosen[2]["TaskId"]) == chosen[2]
-    restored = emu.restore_tasks()
+    restored = emu.store.restore_tasks()
     assert sorted(ids(restored)) == sorted(ids([chosen[0], chosen[1], chosen[3]]))
     assert emu.store.removed_task_ids() == []
     with pytest.raises(KeyError):
-        emu.restore_tasks([chosen[0]["TaskId"]])
+        emu.store.restore_tasks([chosen[0]["TaskId"]])
     final = scan(emu.endpoint, 100)
     assert ids(final) == ids(before)  # same TaskIds, same places
     assert {row["TaskId"]: row for row in final if row["TaskId"] not in gone} == now_listed
@@ -159,7 +159,7 @@ def test_removal_during_a_scan_through_the_request_hook(emu: Emulator) -> None:
         if page_num == 3 and not removed:
             # Five tasks of page 1 (already read) leave: every later row moves up five places.
             removed.extend(original[10:15])
-            emu.remove_tasks(removed)
+            emu.store.remove_tasks(removed)
 
     unhook = emu.on_request(remove_on_page_3)
     seen = ids(scan(emu.endpoint, 100))
@@ -168,7 +168,7 @@ def test_removal_during_a_scan_through_the_request_hook(emu: Emulator) -> None:
     # Rows 200..204 slid onto page 2, which was read before they got there: never seen.
     assert seen[200:] == original[205:]
     assert set(original) - set(seen) == set(original[200:205])
-    emu.restore_tasks()
+    emu.store.restore_tasks()
     assert ids(scan(emu.endpoint, 100)) == original
 
 
@@ -182,7 +182,7 @@ def test_every_list_order_over_http() -> None:
         assert newest == list(emu.store.all_tasks())
         scans: dict[str, list[dict[str, Any]]] = {}
         for order in LIST_ORDERS:
-            emu.list_order = order
+            emu.store.list_order = order
             scans[order] = scan(emu.endpoint, 100)
             if order != "unstable":
                 assert scans[order] == list(emu.store.all_tasks()), order
@@ -201,17 +201,17 @@ def test_every_list_order_over_http() -> None:
 
         shuffled = scans["random"]
         assert sorted(ids(shuffled)) == sorted(by_id) and shuffled != newest
-        emu.list_order = "random"
+        emu.store.list_order = "random"
         assert scan(emu.endpoint, 100) == shuffled  # stable from request to request
 
         unstable = ids(scans["unstable"])
         assert len(unstable) == 700  # every page full...
         assert len(set(unstable)) < 700  # ...but pages overlap, so some tasks are missed
-        emu.list_order = "unstable"
+        emu.store.list_order = "unstable"
         assert page(emu.endpoint, 1, 50)["List"] != page(emu.endpoint, 1, 50)["List"]
 
         with pytest.raises(ValueError, match="unknown list order"):
-            emu.list_order = "sideways"
+            emu.store.list_order = "sideways"
 
 
 def test_sorted_orders_follow_changes_as_a_full_sort_would() -> None:
@@ -245,7 +245,7 @@ def test_reordering_during_a_scan(emu: Emulator) -> None:
 
     def reorder_on_page_4(page_num: int) -> None:
         if page_num == 4:
-            emu.list_order = "random"
+            emu.store.list_order = "random"
 
     unhook = emu.on_request(reorder_on_page_4)
     seen = ids(scan(emu.endpoint, 100))
@@ -261,7 +261,7 @@ def test_list_order_from_the_control_api_and_the_cli() -> None:
         config = requests.post(
             control + "/config", json={"list_order": "oldest_first"}, timeout=10
         ).json()
-        assert config["list_order"] == "oldest_first" == emu.list_order
+        assert config["list_order"] == "oldest_first" == emu.store.list_order
         assert ids(scan(emu.endpoint, 20)) == newest[::-1]
         requests.post(
             control + "/config", json={"list_order": "random", "order_seed": 5}, timeout=10
@@ -286,7 +286,7 @@ def test_list_order_from_the_control_api_and_the_cli() -> None:
 
 def test_grow_per_request_shifts_every_page_and_schedules_new_tasks(emu: Emulator) -> None:
     original = ids(list(emu.store.all_tasks()))
-    emu.grow(per_request=2)
+    emu.store.grow(per_request=2)
     totals: list[int] = []
     rows: list[dict[str, Any]] = []
     with requests.Session() as session:
@@ -294,7 +294,7 @@ def test_grow_per_request_shifts_every_page_and_schedules_new_tasks(emu: Emulato
             result = page(emu.endpoint, num, 100, session=session)
             totals.append(result["Pagination"]["TotalCount"])
             rows.extend(result["List"])
-    flows = emu.stop_flows()
+    flows = emu.store.stop_flows()
     assert flows[0]["kind"] == "grow" and flows[0]["done"] == 20
     assert totals == [1002 + 2 * n for n in range(10)]
     seen = ids(rows)
@@ -312,7 +312,7 @@ def test_grow_per_request_shifts_every_page_and_schedules_new_tasks(emu: Emulato
 
 
 def test_grow_by_wall_clock_until_its_limit(emu: Emulator) -> None:
-    emu.grow(per_second=500, limit=40, start_ahead=120)
+    emu.store.grow(per_second=500, limit=40, start_ahead=120)
     deadline = time.monotonic() + 60
     while emu.store.count < 1040 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -323,18 +323,18 @@ def test_grow_by_wall_clock_until_its_limit(emu: Emulator) -> None:
     assert all(s is not None and s >= NOW.timestamp() + 120 for s in starts)
     assert emu.store.flows()[0]["done"] == 40
     with pytest.raises(ValueError):
-        emu.grow()
+        emu.store.grow()
 
 
 def test_shrink_removes_the_oldest_and_they_can_come_back(emu: Emulator) -> None:
     original = list(emu.store.all_tasks())
-    emu.shrink(per_request=3)
+    emu.store.shrink(per_request=3)
     totals = [page(emu.endpoint, n, 100)["Pagination"]["TotalCount"] for n in range(1, 5)]
-    emu.stop_flows()
+    emu.store.stop_flows()
     assert totals == [997, 994, 991, 988]
     assert ids(list(emu.store.all_tasks())) == ids(original[:988])
     assert sorted(emu.store.removed_task_ids()) == sorted(ids(original[988:]))
-    emu.restore_tasks()
+    emu.store.restore_tasks()
     assert list(emu.store.all_tasks()) == original
 
 

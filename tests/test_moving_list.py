@@ -129,7 +129,7 @@ def test_tasks_removed_during_a_pass_send_the_reader_round_again(loader: Loader)
     def remove(page_num: int) -> None:
         if page_num == 3 and not removed:
             removed.extend(first_page[10:13])
-            emu.remove_tasks(removed)
+            emu.store.remove_tasks(removed)
 
     at_start = task_ids(emu)
     metrics = run_while(loader, remove)

@@ -56,7 +56,7 @@ def load_dataset(path: Path, pipelines_dir: Path) -> None:
         # One scheduled and one recording task leave the list: the next run flags them.
         tasks = list(emu.store.all_tasks())
         gone = [next(t["TaskId"] for t in tasks if t["Status"] == s) for s in ("未开始", "生效中")]
-        emu.remove_tasks(gone)
+        emu.store.remove_tasks(gone)
         pipeline.run(
             volcengine_live_source(
                 endpoint=emu.endpoint, credentials=credentials, record_files=True

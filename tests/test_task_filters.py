@@ -84,7 +84,7 @@ def test_a_task_outside_the_filter_is_never_flagged_deleted(filtering: Loader) -
     filtering.run(**filters)
     assert not flagged(filtering)  # the whole rest of the list is outside: none of it flagged
 
-    emu.remove_tasks([ids["in"], ids["out"]])
+    emu.store.remove_tasks([ids["in"], ids["out"]])
     metrics = filtering.run(**filters)
     assert flagged(filtering) == {ids["in"]} and metrics["deleted"] == 1
 

@@ -7,7 +7,8 @@ task list that scales to millions, and controls for latency, faults and data cha
 ...     print(emu.endpoint)
 """
 
-from .api import ACTION, MAX_PAGE_SIZE, VERSION, Response, parse_page_request
+from .answers import Response
+from .api import ACTION, MAX_PAGE_SIZE, VERSION, parse_page_request
 from .data import FINISHED, NOT_STARTED, RECORDING, STATUSES, STOPPED, TaskGenerator
 from .emulator import (
     DEFAULT_ACCESS_KEY_ID,

@@ -267,13 +267,13 @@ def _serve(emulator: Emulator, args: argparse.Namespace) -> None:
     emulator.start()  # renders the pages first with --prerender
     # Flows start with serving, so a wall-clock rate counts from the first line of output.
     if args.grow_per_second is not None or args.grow_per_request is not None:
-        emulator.grow(
+        emulator.store.grow(
             args.grow_per_second,
             per_request=args.grow_per_request,
             start_ahead=args.grow_start_ahead,
         )
     if args.shrink_per_second is not None or args.shrink_per_request is not None:
-        emulator.shrink(args.shrink_per_second, per_request=args.shrink_per_request)
+        emulator.store.shrink(args.shrink_per_second, per_request=args.shrink_per_request)
     print(emulator.endpoint, flush=True)
     try:
         while not done.wait(0.5):

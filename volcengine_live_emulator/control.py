@@ -39,15 +39,21 @@ window), ``verify_signatures: bool`` and ``prerender: PAGE_SIZE | null``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .api import ApiService, Response
+from .answers import Response
+from .api import ApiService
 from .data import parse_rfc3339
 from .store import REMOVE
 
 PREFIX = "/_emulator"
+
+Query = dict[str, list[str]]
+Route = Callable[[str, Query, Any], Response | None]
+"""A control route: ``(method, query, payload)`` to an answer, or None for a method it does
+not take."""
 
 
 class ControlError(Exception):
@@ -65,6 +71,21 @@ class ControlApi:
 
     def __init__(self, service: ApiService) -> None:
         self.service = service
+        self._routes: dict[str, Route] = {
+            "/health": self._health,
+            "/stats": self._stats,
+            "/config": self._config_route,
+            "/faults": self._faults,
+            "/advance": self._advance,
+            "/tasks": self._tasks,
+            "/remove": self._remove,
+            "/restore": self._restore,
+            "/removed": self._removed,
+            "/grow": self._grow,
+            "/shrink": self._shrink,
+            "/flows": self._flows,
+            "/reshuffle": self._reshuffle,
+        }
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
         parts = urlsplit(target)
@@ -83,100 +104,149 @@ class ControlApi:
         except (ValueError, TypeError, IndexError) as exc:
             return _json({"error": str(exc)}, 400)
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], payload: Any) -> Response:
+    def _route(self, method: str, path: str, query: Query, payload: Any) -> Response:
+        route = self._routes.get(path)
+        answer = None if route is None else route(method, query, payload)
+        if answer is None and path.startswith("/tasks/"):
+            answer = self._task(method, unquote(path[len("/tasks/") :]), payload)
+        if answer is None:
+            raise ControlError(404, f"no control route {method} {PREFIX}{path}")
+        return answer
+
+    # Each route answers, or returns None for a method it does not take (a 404).
+
+    def _health(self, method: str, query: Query, payload: Any) -> Response | None:
+        return _json({"ok": True})
+
+    def _stats(self, method: str, query: Query, payload: Any) -> Response | None:
         service = self.service
-        store = service.store
-        if path == "/health":
+        if method == "DELETE":
+            service.stats.reset()
             return _json({"ok": True})
-        if path == "/stats":
-            if method == "DELETE":
-                service.stats.reset()
-                return _json({"ok": True})
-            return _json(
-                {
-                    **service.stats.snapshot(),
-                    "count": store.count,
-                    "clock": store.clock,
-                    "pending_faults": len(service.faults),
-                    "config": self._config(),
-                }
-            )
-        if path == "/config":
-            if method in ("POST", "PATCH", "PUT"):
-                self._configure(_object(payload))
-            return _json(self._config())
-        if path == "/faults":
-            if method == "DELETE":
-                service.faults.clear()
-                return _json({"ok": True})
-            if method == "POST":
-                items = payload if isinstance(payload, list) else [_object(payload)]
-                added = [service.faults.add_dict(_object(item)).to_dict() for item in items]
-                return _json(added if isinstance(payload, list) else added[0], 201)
-            return _json([fault.to_dict() for fault in service.faults.pending()])
-        if path == "/advance" and method == "POST":
-            now = (payload or {}).get("now") if isinstance(payload, dict) else None
-            store.advance(_moment(now))
-            return _json({"ok": True, "clock": store.clock, "count": store.count})
-        if path == "/tasks":
-            if method == "POST":
-                raw = query.get("raw", ["0"])[-1].lower() in ("1", "true", "yes")
-                if isinstance(payload, list):
-                    made = [store.create_task(_object(item), raw=raw) for item in payload]
-                    return _json(made, 201)
-                return _json(store.create_task(_object(payload), raw=raw), 201)
-            if method == "GET":
-                return Response(200, content_type="application/x-ndjson", chunks=_lines(store))
-        if path == "/remove" and method == "POST":
-            values = _object(payload)
-            if "oldest" in values:
-                removed = store.remove_oldest(int(values["oldest"]))
-            else:
-                removed = store.remove_tasks(_strings(values.get("task_ids")))
-            return _json({"removed": removed, "count": store.count})
-        if path == "/restore" and method == "POST":
-            values = _object(payload) if payload is not None else {}
-            ids = values.get("task_ids")
-            restored = store.restore_tasks(None if ids is None else _strings(ids))
-            return _json({"restored": restored, "count": store.count})
-        if path == "/removed" and method == "GET":
-            return _json({"task_ids": store.removed_task_ids(), "count": store.removed_count})
-        if path in ("/grow", "/shrink") and method == "POST":
-            values = _object(payload)
-            allowed = {"per_second", "per_request", "limit"}
-            if path == "/grow":
-                allowed |= {"start_ahead", "duration"}
-            unknown = set(values) - allowed
-            if unknown:
-                raise ControlError(400, f"unknown key(s): {sorted(unknown)}")
-            if path == "/grow":
-                store.grow(**values)
-            else:
-                store.shrink(**values)
-            return _json(store.flows(), 201)
-        if path == "/flows":
-            if method == "DELETE":
-                return _json(store.stop_flows())
-            return _json(store.flows())
-        if path == "/reshuffle" and method == "POST":
-            seed = (payload or {}).get("seed") if isinstance(payload, dict) else None
-            store.reshuffle(None if seed is None else int(seed))
-            return _json({"ok": True, "list_order": store.list_order})
-        if path.startswith("/tasks/"):
-            task_id = unquote(path[len("/tasks/") :])
-            if method == "GET":
-                task = store.get_task(task_id)
-                if task is None:
-                    raise KeyError(task_id)
-                return _json(task)
-            if method in ("PATCH", "POST", "PUT"):
-                fields = dict(_object(payload))
-                for name in fields.pop("_remove", None) or []:
-                    fields[name] = REMOVE
-                return _json(store.update_task(task_id, **fields))
-            if method == "DELETE":
-                return _json(store.delete_task(task_id))
-        raise ControlError(404, f"no control route {method} {PREFIX}{path}")
+        return _json(
+            {
+                **service.stats.snapshot(),
+                "count": service.store.count,
+                "clock": service.store.clock,
+                "pending_faults": len(service.faults),
+                "config": self._config(),
+            }
+        )
+
+    def _config_route(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method in ("POST", "PATCH", "PUT"):
+            self._configure(_object(payload))
+        return _json(self._config())
+
+    def _faults(self, method: str, query: Query, payload: Any) -> Response | None:
+        faults = self.service.faults
+        if method == "DELETE":
+            faults.clear()
+            return _json({"ok": True})
+        if method == "POST":
+            items = payload if isinstance(payload, list) else [_object(payload)]
+            added = [faults.add_dict(_object(item)).to_dict() for item in items]
+            return _json(added if isinstance(payload, list) else added[0], 201)
+        return _json([fault.to_dict() for fault in faults.pending()])
+
+    def _advance(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method != "POST":
+            return None
+        store = self.service.store
+        now = (payload or {}).get("now") if isinstance(payload, dict) else None
+        store.advance(_moment(now))
+        return _json({"ok": True, "clock": store.clock, "count": store.count})
+
+    def _tasks(self, method: str, query: Query, payload: Any) -> Response | None:
+        store = self.service.store
+        if method == "POST":
+            raw = query.get("raw", ["0"])[-1].lower() in ("1", "true", "yes")
+            if isinstance(payload, list):
+                made = [store.create_task(_object(item), raw=raw) for item in payload]
+                return _json(made, 201)
+            return _json(store.create_task(_object(payload), raw=raw), 201)
+        if method == "GET":
+            return Response(200, content_type="application/x-ndjson", chunks=_lines(store))
+        return None
+
+    def _remove(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method != "POST":
+            return None
+        store = self.service.store
+        values = _object(payload)
+        if "oldest" in values:
+            removed = store.remove_oldest(int(values["oldest"]))
+        else:
+            removed = store.remove_tasks(_strings(values.get("task_ids")))
+        return _json({"removed": removed, "count": store.count})
+
+    def _restore(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method != "POST":
+            return None
+        store = self.service.store
+        values = _object(payload) if payload is not None else {}
+        ids = values.get("task_ids")
+        restored = store.restore_tasks(None if ids is None else _strings(ids))
+        return _json({"restored": restored, "count": store.count})
+
+    def _removed(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method != "GET":
+            return None
+        store = self.service.store
+        return _json({"task_ids": store.removed_task_ids(), "count": store.removed_count})
+
+    def _grow(self, method: str, query: Query, payload: Any) -> Response | None:
+        return self._flow(method, payload, grow=True)
+
+    def _shrink(self, method: str, query: Query, payload: Any) -> Response | None:
+        return self._flow(method, payload, grow=False)
+
+    def _flow(self, method: str, payload: Any, *, grow: bool) -> Response | None:
+        if method != "POST":
+            return None
+        store = self.service.store
+        values = _object(payload)
+        allowed = {"per_second", "per_request", "limit"}
+        if grow:
+            allowed |= {"start_ahead", "duration"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ControlError(400, f"unknown key(s): {sorted(unknown)}")
+        if grow:
+            store.grow(**values)
+        else:
+            store.shrink(**values)
+        return _json(store.flows(), 201)
+
+    def _flows(self, method: str, query: Query, payload: Any) -> Response | None:
+        store = self.service.store
+        if method == "DELETE":
+            return _json(store.stop_flows())
+        return _json(store.flows())
+
+    def _reshuffle(self, method: str, query: Query, payload: Any) -> Response | None:
+        if method != "POST":
+            return None
+        store = self.service.store
+        seed = (payload or {}).get("seed") if isinstance(payload, dict) else None
+        store.reshuffle(None if seed is None else int(seed))
+        return _json({"ok": True, "list_order": store.list_order})
+
+    def _task(self, method: str, task_id: str, payload: Any) -> Response | None:
+        store = self.service.store
+        if method == "GET":
+            task = store.get_task(task_id)
+            if task is None:
+                raise KeyError(task_id)
+            return _json(task)
+        if method in ("PATCH", "POST", "PUT"):
+            fields = dict(_object(payload))
+            for name in fields.pop("_remove", None) or []:
+                fields[name] = REMOVE
+            return _json(store.update_task(task_id, **fields))
+        if method == "DELETE":
+            return _json(store.delete_task(task_id))
+        return None
 
     def _config(self) -> dict[str, Any]:
         settings = self.service.settings

@@ -4,11 +4,9 @@ endpoint with its controls."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import TracebackType
-from typing import Any
 
 from .api import DEFAULT_REGION, SERVICE, ApiService, RequestHook, Settings
 from .control import ControlApi
@@ -19,7 +17,7 @@ from .ratelimit import SlidingWindowLimiter
 from .server import EmulatorHTTPServer
 from .signature import DEFAULT_MAX_SKEW_SECONDS, Keyring
 from .stats import Stats
-from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, TaskStore
+from .store import DEFAULT_CACHE_ROWS, DEFAULT_LIST_ORDER, TaskStore, to_epoch
 
 DEFAULT_ACCESS_KEY_ID = "AKEMULATOR"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret"
@@ -92,22 +90,18 @@ class Emulator:
             raise ValueError(f"file_selection must be one of {SELECTIONS}")
         if tasks < 0:
             raise ValueError("tasks must be >= 0")
-        anchor = _epoch(now)
+        anchor = to_epoch(now)
         self.seed = seed
         self.host = host
         self._requested_port = port
-        self.keyring = Keyring()
-        self.keyring.add(access_key_id, secret_access_key, session_token)
-        tokens = dict(session_tokens or {})
-        for key_id, secret in (credentials or {}).items():
-            self.keyring.add(key_id, secret, tokens.get(key_id))
+        self.keyring = _keyring(
+            access_key_id, secret_access_key, session_token, credentials, session_tokens
+        )
         self.store = TaskStore(
             TaskGenerator(seed, tasks, anchor), clock=anchor, cache_rows=cache_rows
         )
         self.store.set_list_order(list_order)
         self._prerender = prerender
-        limiter = SlidingWindowLimiter(rate_limit)
-        limiter.update(key_rate_limits, accounts)
         self.faults = FaultQueue(seed if fault_seed is None else fault_seed)
         self.file_faults = FaultQueue(seed if fault_seed is None else fault_seed)
         """Faults of ``DescribeRecordTaskFileHistory`` requests only."""
@@ -115,30 +109,39 @@ class Emulator:
         """The files the API lists, what became of each finished task (for tests)."""
         self.stats = Stats()
         self._stop = threading.Event()
-        self._service = ApiService(
+        limiter = SlidingWindowLimiter(rate_limit)
+        limiter.update(key_rate_limits, accounts)
+        settings = Settings(
+            latency=latency,
+            latency_jitter=latency_jitter,
+            retry_after=retry_after,
+            region=region,
+            service=SERVICE,
+            max_skew=max_clock_skew,
+            verify_signatures=verify_signatures,
+            filter_tasks=filter_tasks,
+        )
+        self._service = self._api_service(settings, limiter, SlidingWindowLimiter(file_rate_limit))
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _api_service(
+        self, settings: Settings, limiter: SlidingWindowLimiter, file_limiter: SlidingWindowLimiter
+    ) -> ApiService:
+        # The request path over this emulator's store, keys, faults and counters.
+        return ApiService(
             store=self.store,
             keyring=self.keyring,
             limiter=limiter,
             faults=self.faults,
             stats=self.stats,
-            settings=Settings(
-                latency=latency,
-                latency_jitter=latency_jitter,
-                retry_after=retry_after,
-                region=region,
-                service=SERVICE,
-                max_skew=max_clock_skew,
-                verify_signatures=verify_signatures,
-                filter_tasks=filter_tasks,
-            ),
+            settings=settings,
             stop=self._stop,
-            seed=seed,
+            seed=self.seed,
             record_files=self.record_files,
-            file_limiter=SlidingWindowLimiter(file_rate_limit),
+            file_limiter=file_limiter,
             file_faults=self.file_faults,
         )
-        self._server: EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- life cycle
 
@@ -322,15 +325,6 @@ class Emulator:
         self._service.limiter.set_account(access_key_id, account)
 
     @property
-    def list_order(self) -> str:
-        """How the list is served: one of ``LIST_ORDERS``; settable while serving."""
-        return self.store.list_order
-
-    @list_order.setter
-    def list_order(self, value: str) -> None:
-        self.store.set_list_order(value)
-
-    @property
     def verify_signatures(self) -> bool:
         """Whether requests must be signed correctly (default True)."""
         return self._service.settings.verify_signatures
@@ -339,54 +333,18 @@ class Emulator:
     def verify_signatures(self, value: bool) -> None:
         self._service.settings.verify_signatures = bool(value)
 
-    # Task removal and a moving list: shorthands for the store's controls.
 
-    def remove_tasks(self, task_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.remove_tasks`: take tasks out of the list, restorable."""
-        return self.store.remove_tasks(task_ids)
-
-    def restore_tasks(self, task_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.restore_tasks`: put removed tasks back (None: all of them)."""
-        return self.store.restore_tasks(task_ids)
-
-    def grow(
-        self,
-        per_second: float | None = None,
-        *,
-        per_request: int | None = None,
-        start_ahead: float = 60.0,
-        duration: float = 3600.0,
-        limit: int | None = None,
-    ) -> None:
-        """:meth:`TaskStore.grow`: new scheduled tasks at a steady rate."""
-        self.store.grow(
-            per_second,
-            per_request=per_request,
-            start_ahead=start_ahead,
-            duration=duration,
-            limit=limit,
-        )
-
-    def shrink(
-        self,
-        per_second: float | None = None,
-        *,
-        per_request: int | None = None,
-        limit: int | None = None,
-    ) -> None:
-        """:meth:`TaskStore.shrink`: the oldest tasks removed at a steady rate."""
-        self.store.shrink(per_second, per_request=per_request, limit=limit)
-
-    def stop_flows(self) -> list[dict[str, Any]]:
-        """:meth:`TaskStore.stop_flows`: end growing and shrinking."""
-        return self.store.stop_flows()
-
-
-def _epoch(moment: datetime | float | None) -> float:
-    if moment is None:
-        return time.time()
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    return float(moment)
+def _keyring(
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None,
+    credentials: Mapping[str, str] | None,
+    session_tokens: Mapping[str, str] | None,
+) -> Keyring:
+    # The main key pair, then the others (an STS key when a session token names it).
+    keyring = Keyring()
+    keyring.add(access_key_id, secret_access_key, session_token)
+    tokens = dict(session_tokens or {})
+    for key_id, secret in (credentials or {}).items():
+        keyring.add(key_id, secret, tokens.get(key_id))
+    return keyring

@@ -35,7 +35,6 @@ costs nothing until the action is called, and can never disagree with the task l
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 from bisect import bisect_left, bisect_right
@@ -44,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from .binding import json_object, optional_string, required_int
 from .data import FINISHED, TaskGenerator, format_rfc3339, parse_rfc3339
 from .errors import ApiFailure
 from .store import TaskStore
@@ -144,9 +144,9 @@ def parse_file_request(body: bytes) -> FileQuery:
     than ``DateFrom`` and at most 7 days after it; ``Stream`` only with ``App``; ``Type``
     ``tos`` or ``vod``. Wrong JSON types are ``InvalidParam.BindError``, broken rules
     ``InvalidParam`` naming the parameter."""
-    data = _object(body)
+    data = json_object(body)
     dates = [_date(data, name) for name in ("DateFrom", "DateTo")]
-    page_num, page_size = (_whole(data, name) for name in ("PageNum", "PageSize"))
+    page_num, page_size = (required_int(data, name) for name in ("PageNum", "PageSize"))
     if page_num < 1:
         raise ApiFailure("InvalidParam", f"PageNum must be a positive integer, got {page_num}")
     if not 1 <= page_size <= MAX_FILE_PAGE_SIZE:
@@ -164,7 +164,7 @@ def parse_file_request(body: bytes) -> FileQuery:
     names = {name: _name(data, name) for name in _TEXT_LIMITS}
     if names["Stream"] is not None and names["App"] is None:
         raise ApiFailure("InvalidParam", "Stream requires App")
-    file_type = _string(data, "Type") or "tos"
+    file_type = optional_string(data, "Type") or "tos"
     if file_type not in FILE_TYPES:
         raise ApiFailure("InvalidParam", f"Type must be tos or vod, got {file_type!r}")
     return FileQuery(
@@ -345,59 +345,8 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiFailure(
-            "InvalidParam.BindError",
-            f"Request parameter error, please check input data: body is not JSON ({exc})",
-        ) from None
-    if not isinstance(data, dict):
-        raise ApiFailure(
-            "InvalidParam.BindError",
-            "Request parameter error, please check input data: body must be a JSON object",
-        )
-    return data
-
-
-def field_value(data: Mapping[str, Any], name: str) -> Any:
-    """``data[name]``, its key matched case-insensitively as Go's JSON binding does."""
-    if name in data:
-        return data[name]
-    matches = [value for key, value in data.items() if key.lower() == name.lower()]
-    return matches[-1] if matches else None
-
-
-def _bind_error(name: str, what: str, value: Any) -> ApiFailure:
-    return ApiFailure(
-        "InvalidParam.BindError",
-        f"Request parameter error, please check input data: {name} must be {what}, "
-        f"got {json.dumps(value, ensure_ascii=False)}",
-    )
-
-
-def _whole(data: Mapping[str, Any], name: str) -> int:
-    value = field_value(data, name)
-    if value is None:
-        raise ApiFailure("InvalidParam", f"{name} is required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bind_error(name, "an integer", value)
-    return value
-
-
-def _string(data: Mapping[str, Any], name: str) -> str | None:
-    """A string field; absent, null or empty mean unset."""
-    value = field_value(data, name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _bind_error(name, "a string", value)
-    return value
-
-
 def _date(data: Mapping[str, Any], name: str) -> float:
-    value = _string(data, name)
+    value = optional_string(data, name)
     if value is None:
         raise ApiFailure("InvalidParam", f"{name} is required")
     moment = parse_rfc3339(value)
@@ -409,7 +358,7 @@ def _date(data: Mapping[str, Any], name: str) -> float:
 
 
 def _name(data: Mapping[str, Any], name: str) -> str | None:
-    value = _string(data, name)
+    value = optional_string(data, name)
     limit = _TEXT_LIMITS[name]
     if value is not None and (not _NAME.fullmatch(value) or (limit and len(value) > limit)):
         size = f"1 to {limit} " if limit else ""

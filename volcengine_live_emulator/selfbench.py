@@ -73,6 +73,29 @@ def _worker(
 
 
 def main() -> int:
+    args = _parser().parse_args()
+    server_flags = []
+    if args.prerender:
+        server_flags += ["--prerender", str(args.page_size)]
+    if args.no_verify_signatures:
+        server_flags.append("--no-verify-signatures")
+    started = time.monotonic()
+    process = _start_server(args.tasks, server_flags)
+    try:
+        assert process.stdout is not None
+        endpoint = process.stdout.readline().strip()
+        print(
+            f"emulator with {args.tasks:,} tasks up in {time.monotonic() - started:.2f} s "
+            f"at {endpoint} {' '.join(server_flags)}".rstrip()
+        )
+        _measure(endpoint, process.pid, args)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--page-size", type=int, default=500)
@@ -89,78 +112,56 @@ def main() -> int:
         action="store_true",
         help="start the server with --no-verify-signatures",
     )
-    args = parser.parse_args()
-    server_flags = []
-    if args.prerender:
-        server_flags += ["--prerender", str(args.page_size)]
-    if args.no_verify_signatures:
-        server_flags.append("--no-verify-signatures")
+    return parser
 
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "volcengine_live_emulator",
-            "--tasks",
-            str(args.tasks),
-            "--rate-limit",
-            "none",
-            "--port",
-            "0",
-            *server_flags,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+
+def _start_server(tasks: int, flags: list[str]) -> subprocess.Popen[str]:
+    # A process of its own, so the server has a core and the client's threads do not
+    # share its interpreter lock.
+    command = [sys.executable, "-m", "volcengine_live_emulator", "--tasks", str(tasks)]
+    command += ["--rate-limit", "none", "--port", "0", *flags]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def _measure(endpoint: str, pid: int, args: argparse.Namespace) -> None:
+    """Read pages for ``args.seconds`` over ``args.connections`` and print the figures."""
+    pages = max(1, -(-args.tasks // args.page_size))
+    if args.warm:
+        # One pass to fill the server's row cache (it holds ~262k rows by default).
+        warm: list[int] = []
+        _worker(endpoint, pages, args.page_size, 1, 1, time.monotonic() + 3600, warm, pages)
+    cpu_before = _cpu_seconds(pid)
+    until = time.monotonic() + args.seconds
+    counts: list[int] = []
+    threads = [
+        threading.Thread(
+            target=_worker,
+            args=(endpoint, pages, args.page_size, 1 + n, args.connections, until, counts),
+        )
+        for n in range(args.connections)
+    ]
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - begin
+    cpu_after = _cpu_seconds(pid)
+    total = sum(counts)
+    print(
+        f"{total / elapsed:,.0f} pages/s of {args.page_size} rows "
+        f"({total * args.page_size / elapsed:,.0f} rows/s) over {args.connections} "
+        f"connection(s) for {elapsed:.1f} s"
     )
-    try:
-        assert process.stdout is not None
-        endpoint = process.stdout.readline().strip()
+    if cpu_before is not None and cpu_after is not None:
+        busy = (cpu_after - cpu_before) / elapsed
         print(
-            f"emulator with {args.tasks:,} tasks up in {time.monotonic() - started:.2f} s "
-            f"at {endpoint} {' '.join(server_flags)}".rstrip()
+            f"server CPU {busy:.0%} of one core; "
+            f"{total / max(cpu_after - cpu_before, 1e-9):,.0f} pages per CPU-second"
         )
-        pages = max(1, -(-args.tasks // args.page_size))
-        if args.warm:
-            # One pass to fill the server's row cache (it holds ~262k rows by default).
-            warm: list[int] = []
-            _worker(endpoint, pages, args.page_size, 1, 1, time.monotonic() + 3600, warm, pages)
-        cpu_before = _cpu_seconds(process.pid)
-        until = time.monotonic() + args.seconds
-        counts: list[int] = []
-        threads = [
-            threading.Thread(
-                target=_worker,
-                args=(endpoint, pages, args.page_size, 1 + n, args.connections, until, counts),
-            )
-            for n in range(args.connections)
-        ]
-        begin = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - begin
-        cpu_after = _cpu_seconds(process.pid)
-        total = sum(counts)
-        print(
-            f"{total / elapsed:,.0f} pages/s of {args.page_size} rows "
-            f"({total * args.page_size / elapsed:,.0f} rows/s) over {args.connections} "
-            f"connection(s) for {elapsed:.1f} s"
-        )
-        if cpu_before is not None and cpu_after is not None:
-            busy = (cpu_after - cpu_before) / elapsed
-            print(
-                f"server CPU {busy:.0%} of one core; "
-                f"{total / max(cpu_after - cpu_before, 1e-9):,.0f} pages per CPU-second"
-            )
-        rss = _rss_mb(process.pid)
-        if rss is not None:
-            print(f"server RSS {rss:,.0f} MB")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    return 0
+    rss = _rss_mb(pid)
+    if rss is not None:
+        print(f"server RSS {rss:,.0f} MB")
 
 
 def _rss_mb(pid: int) -> float | None:

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from .api import Response
+from .answers import Response
 
 CONTROL_PREFIX = "/_emulator"
 _MAX_BODY = 8 * 1024 * 1024

@@ -105,16 +105,7 @@ def verify_request(
     real gateway uses: MissingAuthenticationToken, MissingRequestInfo, InvalidTimestamp,
     InvalidAccessKey, InvalidSecretToken or SignatureDoesNotMatch.
     """
-    authorization = headers.get("authorization")
-    if not authorization:
-        raise ApiFailure("MissingAuthenticationToken")
-    match = _AUTHORIZATION.match(authorization)
-    if match is None:
-        raise ApiFailure(
-            "SignatureDoesNotMatch",
-            "The Authorization header is malformed: expected 'HMAC-SHA256 Credential=AK/"
-            "date/region/service/request, SignedHeaders=..., Signature=...'.",
-        )
+    match = _authorization(headers)
     x_date = headers.get("x-date")
     if not x_date:
         raise ApiFailure("MissingRequestInfo")
@@ -126,14 +117,7 @@ def verify_request(
     secret, expected_token = keyring.lookup(access_key_id)
     if secret is None:
         raise ApiFailure("InvalidAccessKey", access_key_id=access_key_id)
-    token = headers.get("x-security-token")
-    if token or expected_token:
-        if not token:
-            raise ApiFailure(
-                "InvalidSecretToken", detail="this temporary key needs its session token"
-            )
-        if not hmac.compare_digest(token, expected_token or ""):
-            raise ApiFailure("InvalidSecretToken", detail="the session token is not valid")
+    _check_session_token(headers.get("x-security-token"), expected_token)
 
     body_hash = sha256_hex(body)
     sent_hash = headers.get("x-content-sha256")
@@ -149,6 +133,42 @@ def verify_request(
             f"not match {x_date[:8]}/{region}/{service}.",
         )
     signed_names = match["signed"].split(";")
+    received = _signed_headers(headers, signed_names)
+    canonical = canonical_request(method, path, query, received, signed_names, body_hash)
+    expected = signature(secret, x_date, region, service, canonical)
+    if not hmac.compare_digest(expected, match["signature"].lower()):
+        raise ApiFailure("SignatureDoesNotMatch")
+    return access_key_id
+
+
+def _authorization(headers: Mapping[str, str]) -> re.Match[str]:
+    # The parts of the Authorization header, or the gateway's error for its absence or shape.
+    authorization = headers.get("authorization")
+    if not authorization:
+        raise ApiFailure("MissingAuthenticationToken")
+    match = _AUTHORIZATION.match(authorization)
+    if match is None:
+        raise ApiFailure(
+            "SignatureDoesNotMatch",
+            "The Authorization header is malformed: expected 'HMAC-SHA256 Credential=AK/"
+            "date/region/service/request, SignedHeaders=..., Signature=...'.",
+        )
+    return match
+
+
+def _check_session_token(token: str | None, expected_token: str | None) -> None:
+    # An STS key must send its token; a long-term key that sends one is wrong too.
+    if token or expected_token:
+        if not token:
+            raise ApiFailure(
+                "InvalidSecretToken", detail="this temporary key needs its session token"
+            )
+        if not hmac.compare_digest(token, expected_token or ""):
+            raise ApiFailure("InvalidSecretToken", detail="the session token is not valid")
+
+
+def _signed_headers(headers: Mapping[str, str], signed_names: list[str]) -> dict[str, str]:
+    # The values of the headers the client says it signed, as received (Host canonical).
     received: dict[str, str] = {}
     for name in signed_names:
         value = headers.get(name)
@@ -157,8 +177,4 @@ def verify_request(
                 "SignatureDoesNotMatch", f"The signed header {name!r} is not in the request."
             )
         received[name] = canonical_host(value) if name == "host" else value
-    canonical = canonical_request(method, path, query, received, signed_names, body_hash)
-    expected = signature(secret, x_date, region, service, canonical)
-    if not hmac.compare_digest(expected, match["signature"].lower()):
-        raise ApiFailure("SignatureDoesNotMatch")
-    return access_key_id
+    return received

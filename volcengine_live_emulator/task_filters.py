@@ -17,8 +17,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Final
 
-from .errors import ApiFailure
-from .files import field_value
+from .binding import optional_string
 from .store import TaskStore
 
 TASK_FILTER_FIELDS: Final = ("Vhost", "Domain", "App", "Stream")
@@ -37,16 +36,9 @@ def parse_task_filters(body: bytes) -> Filters:
     data: Any = json.loads(body)
     filters = []
     for name in TASK_FILTER_FIELDS:
-        value = field_value(data, name)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            raise ApiFailure(
-                "InvalidParam.BindError",
-                f"Request parameter error, please check input data: {name} must be a string, "
-                f"got {json.dumps(value, ensure_ascii=False)}",
-            )
-        filters.append((name, value))
+        value = optional_string(data, name)
+        if value is not None:
+            filters.append((name, value))
     return tuple(filters)
 
 
