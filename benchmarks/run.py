@@ -344,7 +344,7 @@ def render(runs: list[Run], command: str, elapsed: float) -> str:
 def runtime_label() -> str:
     if runtime_python == sys.executable:
         return "here the development environment, pandas included"
-    return "its dependencies from the lock, no extras, no pandas"
+    return "its dependencies from the lock, the cli extra, no pandas"
 
 
 def render_limits(runs: list[Run]) -> list[str]:
