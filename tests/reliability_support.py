@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from conftest import Loader
-
 from volcengine_live_emulator import Emulator
+
+from helpers import Loader
 
 E = TypeVar("E", bound=BaseException)
 

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import duckdb
 import pytest
-from conftest import DATASET, Loader, credentials, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import (
@@ -27,6 +26,8 @@ from volcengine_live import (
 )
 from volcengine_live_cli.command import main
 from volcengine_live_emulator import Emulator
+
+from helpers import DATASET, Loader, credentials, now
 
 KEYS = {
     "cn": ("AKLTaccountCn0001", "cn-secret-1a2b3c"),

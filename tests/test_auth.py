@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from dlt.common.configuration import resolve_configuration
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 
 from volcengine_live import VolcengineCredentials
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 
 def test_rest_client_pages_through_the_emulator_with_volcengine_auth(emulator: Emulator) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 import requests
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 from volcengine_live import RetriesExhaustedError
 from volcengine_live.client import ClientConfig, LiveApiClient
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 
 def _client(emulator: Emulator, max_attempts: int = 3) -> LiveApiClient:

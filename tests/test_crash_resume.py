@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from volcengine_live_emulator import Emulator
+
+from helpers import (
     ACCESS_KEY_ID,
     DATASET,
     SECRET_ACCESS_KEY,
@@ -36,8 +39,6 @@ from conftest import (
     make_emulator,
     now,
 )
-
-from volcengine_live_emulator import Emulator
 
 CHILD = """
 import os, sys

@@ -17,9 +17,10 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = ROOT / "deploy" / "dagster" / "definitions.py"

@@ -14,9 +14,10 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
-from conftest import DATASET, Loader
-from postgres_server import PostgresServer, postgres_server_or_skip
 from test_deleted_tasks import REMOVED, Tasks
+
+from helpers import DATASET, Loader
+from postgres_server import PostgresServer, postgres_server_or_skip
 
 Row = tuple[Any, ...]
 COLUMNS = "task_id, status, end_time, deleted_at IS NOT NULL AS deleted"

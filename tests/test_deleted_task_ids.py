@@ -22,7 +22,8 @@ import dlt
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATASET, Loader, now
+
+from helpers import DATASET, Loader, now
 from postgres_server import postgres_server_or_skip
 
 ODD = "odd'\"\\ Ünïcødé 任务 🎥"

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import Loader, make_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live import ConfigurationError
 from volcengine_live.settings import SourceSettings
 from volcengine_live_emulator import Emulator
+
+from helpers import Loader, make_emulator, now
 
 
 @dataclass

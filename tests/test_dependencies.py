@@ -16,9 +16,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires, version
 from pathlib import Path
 
-from conftest import DATASET, Loader
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from helpers import DATASET, Loader
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "volcengine-live-dlt"

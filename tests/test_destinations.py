@@ -17,11 +17,12 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
-from conftest import DATASET, Loader, assert_matches_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
-from postgres_server import PostgresServer, postgres_server_or_skip
 
 from volcengine_live_emulator import Emulator
+
+from helpers import DATASET, Loader, assert_matches_emulator, now
+from postgres_server import PostgresServer, postgres_server_or_skip
 
 COLUMNS = "task_id, status, status_code, start_time, end_time"
 

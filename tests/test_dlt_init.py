@@ -22,9 +22,10 @@ import duckdb
 import pytest
 import tomlkit
 import yaml
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator
 
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DLT = Path(sys.executable).with_name("dlt")  # the test venv's own dlt command

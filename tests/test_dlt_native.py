@@ -18,9 +18,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
 DATASET = "volcengine_live_dataset"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import dlt
 import duckdb
 import pytest
-from conftest import configure_the_command, make_emulator
 
 from volcengine_live_cli.command import main
 from volcengine_live_cli.duckdb_settings import duckdb_destination
+
+from helpers import configure_the_command, make_emulator
 
 
 def _settings(path: Path) -> tuple[str, int]:

@@ -12,9 +12,10 @@ from collections import Counter
 
 import pytest
 import requests
-from conftest import make_emulator
 
 from volcengine_live_emulator.hostile import ODD_TIMES, HostileData, make_hostile
+
+from helpers import make_emulator
 
 SPEC = "listed_twice=2,extra_fields=4,odd_times=2,nul_task_ids=1,seed=5"
 

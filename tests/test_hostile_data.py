@@ -10,12 +10,13 @@ from typing import Any
 
 import dlt
 import pytest
-from conftest import Loader, assert_matches_emulator, now
-from postgres_server import postgres_server_or_skip
 
 from volcengine_live_cli.run import check_table_fits
 from volcengine_live_emulator import REMOVE
 from volcengine_live_emulator.hostile import HostileData, make_hostile
+
+from helpers import Loader, assert_matches_emulator, now
+from postgres_server import postgres_server_or_skip
 
 
 def _recent_finished(loader: Loader, **fields: Any) -> str:

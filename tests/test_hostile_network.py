@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader, make_emulator
 from dlt.pipeline.exceptions import PipelineStepFailed
-from reliability_support import find_in_chain
 from test_rate_limit import Clock
 
 from volcengine_live import RetriesExhaustedError, pull_record_tasks
@@ -32,6 +30,9 @@ from volcengine_live.rate_limit import RateLimiter
 from volcengine_live.responses import parse_page
 from volcengine_live.transport import Inflater
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader, make_emulator
+from reliability_support import find_in_chain
 
 T = TypeVar("T")
 BOUND = 20.0

@@ -9,11 +9,12 @@ import sys
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import Loader, assert_matches_emulator, now
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from volcengine_live.settings import STATUS_CODES
 from volcengine_live.state import to_utc
+
+from helpers import Loader, assert_matches_emulator, now
 
 SETTLED = {"已结束", "停用"}
 

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import dlt
-from conftest import REAL_DLT_DIR, _audit_writes, is_under_real_dlt_dir, writes_to_real_dlt_dir
 from dlt.common.pipeline import get_dlt_pipelines_dir
+
+from helpers import REAL_DLT_DIR, _audit_writes, is_under_real_dlt_dir, writes_to_real_dlt_dir
 
 
 def test_dlt_keeps_pipelines_in_the_sessions_temporary_folder(dlt_data_dir: Path) -> None:

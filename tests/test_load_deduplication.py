@@ -16,14 +16,15 @@ import dlt
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import DATASET, Loader, assert_matches_emulator, list_a_task_twice, now
-from postgres_server import PostgresServer, postgres_server_or_skip
-from reliability_support import live_tasks
 
 from volcengine_live import reader
 from volcengine_live.writer import TaskIdHashes, last_read_per_task
 from volcengine_live_emulator import Emulator
 from volcengine_live_emulator.hostile import list_twice, spread_task_ids
+
+from helpers import DATASET, Loader, assert_matches_emulator, list_a_task_twice, now
+from postgres_server import PostgresServer, postgres_server_or_skip
+from reliability_support import live_tasks
 
 
 def _merge_sql(loader: Loader) -> list[str]:

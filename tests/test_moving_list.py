@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Loader, assert_matches_emulator, make_emulator, now
 
 from volcengine_live_emulator import Emulator
+
+from helpers import Loader, assert_matches_emulator, make_emulator, now
 
 TASKS = 5000
 PAGE_SIZE = 100

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from postgres_server import SYSTEM_DIRS, server_bindir, system_program
 
 CRON_PATH = "/usr/bin:/bin"

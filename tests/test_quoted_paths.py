@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Loader, assert_matches_emulator, configure_the_command
 
 from volcengine_live_cli.command import main
 from volcengine_live_emulator import Emulator
+
+from helpers import Loader, assert_matches_emulator, configure_the_command
 
 
 def load_file_formats(pipelines: Path) -> set[str]:

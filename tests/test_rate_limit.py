@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from volcengine_live.client import ClientConfig, LiveApiClient
+from volcengine_live.rate_limit import RateLimiter, Ticket
+from volcengine_live.scan import Scan
+
+from helpers import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     Loader,
     assert_matches_emulator,
     make_emulator,
 )
-
-from volcengine_live.client import ClientConfig, LiveApiClient
-from volcengine_live.rate_limit import RateLimiter, Ticket
-from volcengine_live.scan import Scan
 
 
 class Clock:

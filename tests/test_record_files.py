@@ -15,7 +15,6 @@ from typing import Any
 
 import dlt
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader, make_emulator, now
 
 from volcengine_live.client import ClientConfig, LiveApiClient
 from volcengine_live.errors import ApiError, RetriesExhaustedError
@@ -24,6 +23,8 @@ from volcengine_live.records import parse_time
 from volcengine_live.responses import Page, parse_page
 from volcengine_live.settings import FILES_ACTION, FILES_TABLE_NAME
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader, make_emulator, now
 
 WALL = now()
 """The wall clock when the module was loaded; every emulator clock stays before it."""

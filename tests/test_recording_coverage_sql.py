@@ -33,7 +33,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
-from conftest import Loader, make_emulator, now
+
+from helpers import Loader, make_emulator, now
 
 REPO = Path(__file__).resolve().parents[1]
 SQL = (REPO / "sql" / "recording_coverage.sql").read_text(encoding="utf-8")

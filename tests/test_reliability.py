@@ -24,18 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    ACCESS_KEY_ID,
-    SECRET_ACCESS_KEY,
-    Loader,
-    assert_matches_emulator,
-    credentials,
-    list_a_task_twice,
-    make_emulator,
-    now,
-)
 from dlt.pipeline.exceptions import PipelineStepFailed
-from reliability_support import PageLog, find_in_chain, page_log
 
 from volcengine_live import (
     ApiError,
@@ -48,6 +37,18 @@ from volcengine_live.client import ClientConfig, LiveApiClient
 from volcengine_live.reader import BATCH_ROWS
 from volcengine_live.signing import utc_now
 from volcengine_live_emulator import Emulator
+
+from helpers import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    Loader,
+    assert_matches_emulator,
+    credentials,
+    list_a_task_twice,
+    make_emulator,
+    now,
+)
+from reliability_support import PageLog, find_in_chain, page_log
 
 TASKS = 650
 PAGE_SIZE = 100  # 7 pages: page 1 alone, then 2..7 concurrently

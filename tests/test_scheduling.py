@@ -21,12 +21,13 @@ import duckdb
 import pytest
 import tomlkit
 import yaml
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 from croniter import croniter
-from postgres_server import PostgresServer, postgres_server_or_skip
 
 from volcengine_live_cli.command import parse_args
 from volcengine_live_emulator import Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
+from postgres_server import PostgresServer, postgres_server_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "deploy" / "github" / "volcengine_live.yml"

@@ -22,15 +22,16 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATASET, Loader, assert_matches_emulator
 from dlt.common.versioned_state import decompress_state
 from dlt.pipeline.exceptions import PipelineStepFailed
-from reliability_support import error_chain
 
 from volcengine_live import ConfigurationError, VolcengineCredentials, volcengine_live_source
 from volcengine_live.client import LiveApiClient
 from volcengine_live.signing import VolcengineSigner
 from volcengine_live_emulator import Emulator
+
+from helpers import DATASET, Loader, assert_matches_emulator
+from reliability_support import error_chain
 
 SECRET = "S3CR3T-do-not-leak-8d1f"
 TOKEN = "T0KEN-do-not-leak-51c7"

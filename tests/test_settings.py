@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 import tomllib
-from conftest import credentials
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
 from volcengine_live import ConfigurationError, volcengine_live_source
 from volcengine_live.settings import SourceSettings
+
+from helpers import credentials
 
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: sources are only built here
 ROOT = Path(__file__).resolve().parent.parent

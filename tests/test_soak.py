@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader
-from reliability_support import assert_live_tasks_match
 
 from volcengine_live_emulator import FINISHED, NOT_STARTED, RECORDING, STOPPED, Emulator
+
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Loader
+from reliability_support import assert_live_tasks_match
 
 PAGE_SIZE = 100
 TRANSIENT_KINDS = (

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Loader, credentials, make_emulator, now
 
 from volcengine_live import ConfigurationError, volcengine_live_source
+
+from helpers import Loader, credentials, make_emulator, now
 
 INSIDE = {"Vhost": "v-in.example", "Domain": "d-in.example", "App": "live"}
 OUTSIDE = {"Vhost": "v-out.example", "Domain": "d-out.example", "App": "live"}
