@@ -93,14 +93,14 @@ airflow-venv: | $(UV)
 
 test-airflow: $(STAMP) | $(UV)
 	@PYTHON=$(PYTHON) UV=$(UV) scripts/airflow-venv.sh >/dev/null
-	VOLCENGINE_LIVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q tests/test_scheduling.py
+	VOLCENGINE_LIVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q tests/deploy/test_scheduling.py
 
 dagster-venv: | $(UV)
 	@PYTHON=$(PYTHON) scripts/dagster-venv.sh >/dev/null || echo "!!! dagster-venv could not be built: the Dagster tests will be SKIPPED" >&2
 
 test-dagster: $(STAMP) | $(UV)
 	@PYTHON=$(PYTHON) UV=$(UV) scripts/dagster-venv.sh >/dev/null
-	VOLCENGINE_LIVE_REQUIRE_DAGSTER=1 $(PY) -m pytest -q tests/test_dagster.py
+	VOLCENGINE_LIVE_REQUIRE_DAGSTER=1 $(PY) -m pytest -q tests/deploy/test_dagster.py
 
 # The last commit before the one-pass scan and the window-model rate limiter: the busy-account
 # benchmark runs its source beside this tree's, in the same command.

@@ -34,9 +34,9 @@ install() {  # WHAT COMMAND...: an installation, its output kept for when it fai
 
 # Through plain dlt: the native script, the deletion read-back on a DuckDB file and on Parquet
 # files, the incremental rules. Postgres needs a server and psycopg2: the lock's suite covers it.
-SUBSET=(tests/test_dlt_native.py tests/test_deleted_task_ids.py tests/test_deleted_tasks.py
-    tests/test_incremental.py
-    "tests/test_deleted_destinations.py::test_parquet_files_append_the_flag_and_the_latest_row_query_agrees")
+SUBSET=(tests/integration/test_dlt_native.py tests/integration/test_deleted_task_ids.py
+    tests/integration/test_deleted_tasks.py tests/integration/test_incremental.py
+    "tests/integration/test_deleted_destinations.py::test_parquet_files_append_the_flag_and_the_latest_row_query_agrees")
 TEST_TOOLS=("pytest>=8,<10" "pytest-timeout>=2.3,<3" "psutil>=5.9,<8")
 COMMAND_ONLY=(matplotlib tqdm duckdb-cli)
 

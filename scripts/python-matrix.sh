@@ -15,8 +15,8 @@ uv="${UV:?UV must name a uv binary (the Makefile sets it)}"
 export UV_PYTHON_DOWNLOADS=never
 # Fast, and between them they touch every dependency: the pinned versions together, the
 # signer against the official SDK, record conversion, the incremental rules, the CLI.
-SUBSET=(tests/test_dependencies.py tests/test_signing.py tests/test_records.py
-    tests/test_incremental.py tests/test_auth.py)
+SUBSET=(tests/deploy/test_dependencies.py tests/unit/test_signing.py tests/unit/test_records.py
+    tests/integration/test_incremental.py tests/integration/test_auth.py)
 
 declare -A present=()
 failed=()

@@ -25,7 +25,7 @@ from volcengine_live import VolcengineCredentials, volcengine_live_source
 from volcengine_live_cli import report
 from volcengine_live_emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Emulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "pull_record_tasks_analysis.ipynb"
 DATASET = "analysis_test_dataset"  # not the default: the notebook must use its parameter
 TASKS = 3000

@@ -22,7 +22,7 @@ from volcengine_live_emulator import Emulator
 
 from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "deploy" / "dagster" / "definitions.py"
 BIN = Path(sys.executable).parent
 TABLE = "volcengine_live_dataset.pull_record_tasks"

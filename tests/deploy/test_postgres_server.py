@@ -51,7 +51,7 @@ def test_the_cluster_starts_and_answers_under_crons_path(tmp_path: Path) -> None
     if server_bindir() is None:
         pytest.skip("!!! no PostgreSQL server binaries: scripts/ensure-postgres.sh installs them")
     env = {**os.environ, "PATH": CRON_PATH}
-    tests = str(Path(__file__).parent)
+    tests = str(Path(__file__).resolve().parents[1])  # postgres_server.py, beside the folders
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-c", START_AND_STOP],

@@ -36,7 +36,7 @@ import pytest
 
 from helpers import Loader, make_emulator, now
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SQL = (REPO / "sql" / "recording_coverage.sql").read_text(encoding="utf-8")
 DATASET = "volcengine_live_dataset"
 UTC = dt.timezone.utc

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "sources" / "volcengine_live"
+PACKAGE = Path(__file__).resolve().parents[2] / "sources" / "volcengine_live"
 
 TIERS: list[tuple[str, set[str]]] = [
     ("facts", {"errors", "times", "checks", "settings", "load_format"}),

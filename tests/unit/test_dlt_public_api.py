@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = [*sorted((ROOT / "sources" / "volcengine_live").glob("*.py"))]
 SHIPPED.append(ROOT / "sources" / "volcengine_live_pipeline.py")
 

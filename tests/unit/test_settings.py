@@ -21,7 +21,7 @@ from volcengine_live.settings import SourceSettings
 from helpers import credentials
 
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: sources are only built here
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

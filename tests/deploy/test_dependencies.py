@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from helpers import DATASET, Loader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "volcengine-live-dlt"
 
 TRANSITIVE = {"urllib3": "requests"}

@@ -42,7 +42,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SQL_DIR = REPO / "sql"
 DATASET = "volcengine_live_dataset"
 SH = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -75,8 +75,8 @@ SQL_FILES = [
     "data_quality.sql",
 ]
 FILE_HISTORY_SQL = ["recording_coverage.sql"]
-"""Files that also read ``record_files`` (tests/test_recording_coverage_sql.py): this file's
-dataset holds the task list alone, as a load without the file history does."""
+"""Files that also read ``record_files`` (tests/analysis/test_recording_coverage_sql.py):
+this file's dataset holds the task list alone, as a load without the file history does."""
 
 
 def sh(day: int, hour: int, minute: int = 0) -> dt.datetime:

@@ -29,7 +29,7 @@ from volcengine_live_emulator import Emulator
 from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, now
 from postgres_server import PostgresServer, postgres_server_or_skip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "deploy" / "github" / "volcengine_live.yml"
 DAGS = ROOT / "deploy" / "airflow" / "dags"
 SCHEDULING_DOC = ROOT / "docs" / "scheduling.md"

@@ -27,7 +27,7 @@ from volcengine_live_emulator import Emulator
 
 from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DLT = Path(sys.executable).with_name("dlt")  # the test venv's own dlt command
 DATASET = "volcengine_live_dataset"
 SCRIPT = "volcengine_live_pipeline.py"
