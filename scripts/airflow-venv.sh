@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (or reuse) an isolated virtualenv with Apache Airflow, dlt and this project, in which
-# tests/test_scheduling.py runs the DAG in deploy/airflow/dags/.
+# tests/deploy/test_scheduling.py runs the DAG in deploy/airflow/dags/.
 #
 # Airflow pins its own dependency set, so it cannot share .venv with the project's tools. The
 # venv lives in .venv-airflow/ (git-ignored); the versions come from a constraints file

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (or reuse) an isolated virtualenv with Dagster, dagster-dlt, dlt and this project, in
-# which tests/test_dagster.py materializes the assets of deploy/dagster/definitions.py.
+# which tests/deploy/test_dagster.py materializes the assets of deploy/dagster/definitions.py.
 #
 # Dagster pins its own dependency set (protobuf, grpcio, ...), so it gets its own venv, in
 # .venv-dagster/ (git-ignored), from a constraints file resolved once for every supported

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure a headless-capable Chromium is on this machine, so that tests/test_report.py can
-# render the HTML report the way a person sees it (screenshot, every chart image loaded), and
-# a Chinese font, so that the statuses (已结束, 未开始...) in the screenshot are readable.
+# Make sure a headless-capable Chromium is on this machine, so that
+# tests/analysis/test_report.py can render the HTML report the way a person sees it
+# (screenshot, every chart image loaded), and a Chinese font, so that the statuses (已结束,
+# 未开始...) in the screenshot are readable.
 #
 # Idempotent and quiet when it is already there. Installs Debian's `chromium` package with
 # apt-get when it is missing and this runs as root. Never fails the caller: where it cannot

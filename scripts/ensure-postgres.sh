@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL server binaries (initdb, pg_ctl, postgres) are on this machine, so
-# that tests/test_destinations.py can start its own throwaway cluster on loopback. Nothing is
-# started here, and no system service is used.
+# that tests/integration/test_destinations.py can start its own throwaway cluster on loopback.
+# Nothing is started here, and no system service is used.
 #
 # Idempotent and quiet when the binaries are already there. Installs Debian's `postgresql`
 # package with apt-get when they are missing and this runs as root. Never fails the caller:

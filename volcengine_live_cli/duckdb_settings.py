@@ -4,7 +4,7 @@ pipeline gets them, unless dlt's configuration says otherwise.
 Until issue 23 the command held DuckDB to ``memory_limit = 32MB`` and one thread, measured
 on this source's eight API fields alone. Real accounts outgrew it: 30 new fields of 25
 characters on 20,000 tasks ran out of memory in the merge on every run
-(``tests/test_duckdb_settings.py``). DuckDB's defaults (80 % of the machine's memory, a
+(``tests/command/test_duckdb_settings.py``). DuckDB's defaults (80 % of the machine's memory, a
 thread per core) cost more memory on a big first load (about 420 MB more at a million tasks,
 ``benchmarks/RESULTS.md``), and never fail such a load. A machine that must stay small sets
 the limit itself, and DuckDB spills to a file beside the database beyond it::

@@ -16,9 +16,9 @@ the destination, and a second one for the key would wedge a Delta table for good
 Why not tell the load the rows are deduplicated (dlt's merge option ``deduplicated``),
 which they are, and skip dlt's numbering of the staging rows by key: a load resumed after a
 crash can copy a staging file twice, since dlt empties staging only when a load starts
-(``tests/test_crash_resume.py`` caught it). The numbering removes that second copy, at 2.8 s
-of DuckDB CPU for a million tasks in 32 MB and 3 MB more memory (``benchmarks/RESULTS.md``;
-measured when the command held DuckDB to 32 MB).
+(``tests/integration/test_crash_resume.py`` caught it). The numbering removes that second
+copy, at 2.8 s of DuckDB CPU for a million tasks in 32 MB and 3 MB more memory
+(``benchmarks/RESULTS.md``; measured when the command held DuckDB to 32 MB).
 """
 
 from __future__ import annotations
