@@ -56,6 +56,9 @@ class Emulator:
     ignore its optional Vhost/Domain/App/Stream filters, as an older server would.
     """
 
+    _server: EmulatorHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
     def __init__(
         self,
         tasks: int = 1000,
@@ -86,10 +89,7 @@ class Emulator:
         file_selection: str = "start",
         filter_tasks: bool = True,
     ) -> None:
-        if file_selection not in SELECTIONS:
-            raise ValueError(f"file_selection must be one of {SELECTIONS}")
-        if tasks < 0:
-            raise ValueError("tasks must be >= 0")
+        _check_arguments(tasks, file_selection)
         anchor = to_epoch(now)
         self.seed = seed
         self.host = host
@@ -103,14 +103,10 @@ class Emulator:
         self.store.set_list_order(list_order)
         self._prerender = prerender
         self.faults = FaultQueue(seed if fault_seed is None else fault_seed)
-        self.file_faults = FaultQueue(seed if fault_seed is None else fault_seed)
-        """Faults of ``DescribeRecordTaskFileHistory`` requests only."""
-        self.record_files = RecordFiles(self.store, seed, file_selection)
-        """The files the API lists, what became of each finished task (for tests)."""
+        self.file_faults = FaultQueue(seed if fault_seed is None else fault_seed)  # files' only
+        self.record_files = RecordFiles(self.store, seed, file_selection)  # the files listed
         self.stats = Stats()
         self._stop = threading.Event()
-        limiter = SlidingWindowLimiter(rate_limit)
-        limiter.update(key_rate_limits, accounts)
         settings = Settings(
             latency=latency,
             latency_jitter=latency_jitter,
@@ -121,9 +117,8 @@ class Emulator:
             verify_signatures=verify_signatures,
             filter_tasks=filter_tasks,
         )
+        limiter = _limiter(rate_limit, key_rate_limits, accounts)
         self._service = self._api_service(settings, limiter, SlidingWindowLimiter(file_rate_limit))
-        self._server: EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def _api_service(
         self, settings: Settings, limiter: SlidingWindowLimiter, file_limiter: SlidingWindowLimiter
@@ -348,3 +343,22 @@ def _keyring(
     for key_id, secret in (credentials or {}).items():
         keyring.add(key_id, secret, tokens.get(key_id))
     return keyring
+
+
+def _check_arguments(tasks: int, file_selection: str) -> None:
+    if file_selection not in SELECTIONS:
+        raise ValueError(f"file_selection must be one of {SELECTIONS}")
+    if tasks < 0:
+        raise ValueError("tasks must be >= 0")
+
+
+def _limiter(
+    rate_limit: float | None,
+    key_rate_limits: Mapping[str, float | None] | None,
+    accounts: Mapping[str, str] | None,
+) -> SlidingWindowLimiter:
+    """The ``ListPullRecordTask`` limit: ``rate_limit`` per key, with the keys' and accounts'
+    own limits."""
+    limiter = SlidingWindowLimiter(rate_limit)
+    limiter.update(key_rate_limits, accounts)
+    return limiter
