@@ -5,7 +5,9 @@ fixtures."""
 
 from __future__ import annotations
 
+import ast
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -194,3 +196,23 @@ def assert_matches_emulator(loader: Loader) -> None:
         tid: (loaded[tid], status) for tid, status in expected.items() if loaded[tid] != status
     }
     assert not stale, f"stale statuses: {list(stale.items())[:5]}"
+
+
+def third_party_imports(folder: Path) -> dict[str, set[str]]:
+    """Top-level modules imported by the ``.py`` files of ``folder`` (at any depth: also in
+    functions and ``TYPE_CHECKING`` blocks), not the standard library's nor relative; each
+    with the files that import it."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top not in sys.stdlib_module_names:
+                    found.setdefault(top, set()).add(path.name)
+    return found

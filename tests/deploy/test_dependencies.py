@@ -9,7 +9,6 @@ extra."""
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from helpers import DATASET, Loader
+from helpers import DATASET, Loader, third_party_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "volcengine-live-dlt"
@@ -53,26 +52,6 @@ def declared(extra: str | None = None) -> dict[str, Requirement]:
             wanted = extra is not None and marker.evaluate({"extra": extra})
         if wanted:
             found[canonicalize_name(requirement.name)] = requirement
-    return found
-
-
-def third_party_imports(folder: Path) -> dict[str, set[str]]:
-    """Top-level modules imported by the ``.py`` files of ``folder`` (at any depth: also in
-    functions and ``TYPE_CHECKING`` blocks), not the standard library's nor relative; each
-    with the files that import it."""
-    found: dict[str, set[str]] = {}
-    for path in sorted(folder.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                top = name.partition(".")[0]
-                if top not in sys.stdlib_module_names:
-                    found.setdefault(top, set()).add(path.name)
     return found
 
 

@@ -9,7 +9,6 @@ local path as it is; it wants a git repository for its file index)."""
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import yaml
 
 from volcengine_live_emulator import Emulator
 
-from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator
+from helpers import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_emulator, third_party_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 DLT = Path(sys.executable).with_name("dlt")  # the test venv's own dlt command
@@ -243,16 +242,6 @@ def test_the_folder_dlt_init_copies_imports_only_its_requirements_and_the_standa
     None
 ):
     """Every import, the lazy ones in functions too, which a single load does not reach."""
-    imported: dict[str, set[str]] = {}
-    for path in sorted(SOURCE_FOLDER.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                imported.setdefault(name.split(".")[0], set()).add(path.name)
-    outside = set(imported) - ALLOWED_IMPORTS - set(sys.stdlib_module_names) - {"__future__"}
+    imported = third_party_imports(SOURCE_FOLDER)
+    outside = set(imported) - ALLOWED_IMPORTS
     assert not outside, {name: imported[name] for name in outside}
