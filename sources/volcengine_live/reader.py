@@ -52,10 +52,25 @@ class EarlierPasses:
         """For each TaskId, whether an earlier pass read it."""
         if not len(self._sorted) or not task_ids:
             return [False] * len(task_ids)
-        wanted = np.fromiter(map(hash, task_ids), dtype=np.int64, count=len(task_ids))
-        places = np.searchsorted(self._sorted, wanted).clip(max=len(self._sorted) - 1)
-        found: list[bool] = (self._sorted[places] == wanted).tolist()
+        found: list[bool] = found_in(self._sorted, hashes_of(task_ids)).tolist()
         return found
+
+
+def hashes_of(task_ids: list[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The in-process hashes of ``task_ids``, as the scan keeps them
+    (``ScanReport.task_id_hashes``): comparable within this run only."""
+    return np.fromiter(map(hash, task_ids), dtype=np.int64, count=len(task_ids))
+
+
+def found_in(
+    sorted_hashes: np.ndarray[Any, np.dtype[np.int64]],
+    wanted: np.ndarray[Any, np.dtype[np.int64]],
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """For each of ``wanted``, whether it is in ``sorted_hashes`` (sorted, not empty), by
+    binary search."""
+    places = np.searchsorted(sorted_hashes, wanted).clip(max=len(sorted_hashes) - 1)
+    found: np.ndarray[Any, np.dtype[np.bool_]] = sorted_hashes[places] == wanted
+    return found
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from . import settings
 from .incremental import open_mask
 from .open_tasks import OpenTaskBuffer
-from .reader import EarlierPasses
+from .reader import EarlierPasses, found_in, hashes_of
 from .records import REJECT_COLUMNS, TIMESTAMP_TYPE
 
 TASK_COLUMN_HINTS: Any = {
@@ -169,8 +169,7 @@ def last_read_per_task(tasks: pa.Table) -> pa.Table:
 
 def task_id_hashes(tasks: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The in-process hashes of ``tasks``' TaskIds, as :class:`TaskIdHashes` keeps them."""
-    ids = tasks.column("task_id").to_pylist()
-    return np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    return hashes_of(tasks.column("task_id").to_pylist())
 
 
 class TaskIdHashes:
@@ -194,8 +193,7 @@ class TaskIdHashes:
         """For each hash, whether it was added."""
         found = np.zeros(len(hashes), dtype=bool)
         for run in self._runs:
-            places = np.searchsorted(run, hashes).clip(max=len(run) - 1)
-            found |= run[places] == hashes
+            found |= found_in(run, hashes)
         return found
 
     def add(self, hashes: np.ndarray[Any, np.dtype[np.int64]]) -> None:
